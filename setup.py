@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as f:
+    long_description = f.read()
+
+setup(
+    name="tf_gru4rec",
+    version="0.1.0",
+    description="GRU4Rec session-based recommendations in TensorFlow/Keras: faithful, fast, servable.",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tf_gru4rec", "tf_gru4rec.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.20,<3",
+        "keras>=3.10",
+        "numpy>=1.26",
+        "pandas>=2.1",
+        "pyarrow>=14",
+        "tensorboard>=2.20",
+        "tensorflow-datasets>=4.9.6",
+        "importlib_resources>=6",
+        "tensorflow-serving-api>=2.20",
+        "grpcio>=1.60",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8"],
+        "tune": ["optuna>=3.5"],
+    },
+)

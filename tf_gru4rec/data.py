@@ -1,0 +1,485 @@
+"""Session data: reading, the item map, and session-parallel mini-batches.
+
+Data flows one way: rows (SessionId, ItemId, Time) -> `ItemMap` (item id <-> index)
+-> `SessionData` (sessions as contiguous runs of item indices, ordered by first-event time)
+-> `session_parallel_schedule` (which event every slot of every step holds)
+-> `SessionParallelBatcher.dataset()` (a `tf.data.Dataset` of fixed-shape blocks of steps).
+
+Notation: B = batch size (slots), S = extra negatives per step, K = steps per block,
+U = 2B + S (rows of the item table a training step may touch).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tf_gru4rec.sampling import NegativeSampler
+
+
+class DataError(ValueError):
+    """Raised for unusable input data; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the session, item and time columns of an input file."""
+
+    session: str = "SessionId"
+    item: str = "ItemId"
+    time: str = "Time"
+
+
+def read_sessions(path, columns: Columns = Columns(), sep: str | None = None) -> pd.DataFrame:
+    """Reads click rows from a TSV, CSV or Parquet file and validates them.
+
+    The format follows the extension (`.parquet`/`.pq`, `.csv`, anything else is
+    tab-separated) unless `sep` is given. Returns a frame with the columns
+    `SessionId`, `ItemId` (as read: integer or string ids) and `Time` (float64).
+
+    Raises:
+        DataError: missing file, unreadable file, missing columns, empty file,
+            missing values or non-numeric times. The message names the problem.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    want = [columns.session, columns.item, columns.time]
+    try:
+        if path.endswith((".parquet", ".pq")) and sep is None:
+            df = pd.read_parquet(path)
+        else:
+            sep = sep or ("," if path.endswith(".csv") else "\t")
+            df = pd.read_csv(path, sep=sep, dtype={columns.session: str, columns.item: str})
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (ValueError, OSError, pd.errors.ParserError) as e:
+        raise DataError(f"{path}: cannot be read ({str(e).splitlines()[0]})") from None
+    missing = [c for c in want if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {list(df.columns)} "
+            "(column names are configurable)"
+        )
+    df = df[want].rename(
+        columns={columns.session: "SessionId", columns.item: "ItemId", columns.time: "Time"}
+    )
+    return validate_frame(df, source=path)
+
+
+def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
+    """Integer ids (also integral floats or digit strings) become int64, anything else str."""
+    if pd.api.types.is_bool_dtype(s):
+        raise DataError(f"{source}: {name} values are booleans, expected integer or string ids")
+    if pd.api.types.is_integer_dtype(s):
+        return s.to_numpy().astype(np.int64)
+    numeric = pd.to_numeric(s, errors="coerce")
+    if numeric.notna().all():
+        values = numeric.to_numpy(dtype=np.float64)
+        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+            return values.astype(np.int64)
+        if pd.api.types.is_float_dtype(s):
+            raise DataError(f"{source}: {name} has fractional values, e.g. {values[values != np.round(values)][0]}")
+    return s.astype(str).to_numpy()
+
+
+def validate_frame(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
+    """Checks and normalises a (SessionId, ItemId, Time) frame.
+
+    Ids become int64 when every value is an integer, else strings; Time must be numeric.
+    Returns a new frame.
+    """
+    for c in ("SessionId", "ItemId", "Time"):
+        if c not in df.columns:
+            raise DataError(f"{source}: missing column {c!r}; found {list(df.columns)}")
+    if len(df) == 0:
+        raise DataError(f"{source}: no rows")
+    for c in ("SessionId", "ItemId", "Time"):
+        n_null = int(df[c].isna().sum())
+        if n_null:
+            raise DataError(f"{source}: {n_null} row(s) with a missing {c}")
+    time = pd.to_numeric(df["Time"], errors="coerce")
+    bad = time.isna()
+    if bad.any():
+        example = df["Time"][bad].iloc[0]
+        raise DataError(f"{source}: {int(bad.sum())} non-numeric Time value(s), e.g. {example!r}")
+    return pd.DataFrame(
+        {
+            "SessionId": _normalise_ids(df["SessionId"], "SessionId", source),
+            "ItemId": _normalise_ids(df["ItemId"], "ItemId", source),
+            "Time": time.astype(np.float64).to_numpy(),
+        }
+    )
+
+
+class ItemMap:
+    """The bijection between original item ids and contiguous indices 0..N-1.
+
+    Part of a trained model: saved with it and used to translate requests and results.
+    Ids are int64 (integer ids) or str.
+    """
+
+    def __init__(self, ids):
+        ids = np.asarray(ids)
+        if ids.dtype.kind in "iu":
+            ids = ids.astype(np.int64)
+        elif ids.dtype.kind in "UOS":
+            ids = ids.astype(str)
+        else:
+            raise DataError(f"item ids must be integers or strings, got dtype {ids.dtype}")
+        if len(np.unique(ids)) != len(ids):
+            raise DataError("item ids of an ItemMap must be unique")
+        self.ids = ids
+        self._index = pd.Index(ids)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> "ItemMap":
+        """Items in order of first appearance, as the reference implementation numbers them."""
+        return cls(pd.unique(df["ItemId"].to_numpy()))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.ids.dtype.kind == "i"
+
+    def lookup(self, ids) -> np.ndarray:
+        """Original ids -> indices (int64); unknown ids map to -1."""
+        ids = np.asarray(ids)
+        if self.is_integer and ids.dtype.kind not in "iu":
+            try:
+                ids = ids.astype(np.int64)
+            except (ValueError, TypeError):
+                return np.full(len(ids), -1, dtype=np.int64)
+        elif not self.is_integer:
+            ids = ids.astype(str)
+        return self._index.get_indexer(ids).astype(np.int64)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ItemMap) and np.array_equal(self.ids, other.ids)
+
+
+@dataclass
+class SessionData:
+    """Sessions as contiguous runs of item indices.
+
+    Attributes:
+        items: int32 [n_events], item index of every event, sessions back to back.
+        offsets: int64 [n_sessions + 1], session s is items[offsets[s]:offsets[s+1]].
+        item_map: the map the indices refer to.
+        skipped_unknown: events dropped because their item is not in `item_map`.
+        skipped_sessions: sessions dropped for having fewer than 2 events.
+    """
+
+    items: np.ndarray
+    offsets: np.ndarray
+    item_map: ItemMap
+    skipped_unknown: int = 0
+    skipped_sessions: int = 0
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, item_map: ItemMap | None = None, source="data"):
+        """Sorts by session then time (stable), orders sessions by their first event.
+
+        With `item_map` given (test data), unknown items are dropped before sessions are
+        formed: the session continues across the gap. Sessions left with fewer than 2
+        events are dropped and counted.
+        """
+        df = validate_frame(df, source)
+        if item_map is None:
+            item_map = ItemMap.from_frame(df)
+        idx = item_map.lookup(df["ItemId"].to_numpy())
+        known = idx >= 0
+        skipped_unknown = int((~known).sum())
+        if not known.any():
+            raise DataError(f"{source}: no item is known to the model (all {len(df)} events skipped)")
+        df = df.assign(_item=idx)[known]
+        df = df.sort_values(["SessionId", "Time"], kind="stable")
+        sid = df["SessionId"].to_numpy()
+        starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+        lengths = np.diff(np.r_[starts, len(sid)])
+        first_time = df["Time"].to_numpy()[starts]
+        keep = lengths >= 2
+        order = np.argsort(first_time[keep], kind="stable")
+        starts, lengths = starts[keep][order], lengths[keep][order]
+        items = df["_item"].to_numpy().astype(np.int32)
+        if len(starts) == 0:
+            raise DataError(f"{source}: nothing trainable: no session has 2 or more known events")
+        gather = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(
+            lengths.sum()
+        )
+        return cls(
+            items=items[gather],
+            offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
+            item_map=item_map,
+            skipped_unknown=skipped_unknown,
+            skipped_sessions=int((~keep).sum()),
+        )
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_events(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_examples(self) -> int:
+        """Training/evaluation examples: events that have a next event in their session."""
+        return self.n_events - self.n_sessions
+
+    def support(self) -> np.ndarray:
+        """Clicks per item index (float64 [N])."""
+        return np.bincount(self.items, minlength=len(self.item_map)).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which event every slot holds at every step of a session-parallel epoch.
+
+    Attributes:
+        position: int64 [T, B], index into `SessionData.items` of the slot's input event;
+            its target is the event after it. -1 where the slot is inactive.
+        reset: bool [T, B], the slot starts a new session at this step (state zeroed first).
+    """
+
+    position: np.ndarray
+    reset: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.position >= 0
+
+    @property
+    def n_steps(self) -> int:
+        return self.position.shape[0]
+
+
+def session_parallel_schedule(offsets: np.ndarray, batch_size: int, min_active: int = 1) -> Schedule:
+    """Lays sessions out in `batch_size` parallel slots, as GRU4Rec trains and evaluates.
+
+    Each slot walks through one session; when it has no next event the slot takes the
+    next unused session (reset). When sessions run out the finished slots stay empty
+    (inactive) and the epoch ends once fewer than `min_active` slots are active
+    (1 normally; 2 for training without extra negatives, where a lone row has no negative).
+
+    Vectorised over runs of steps in which no slot changes session.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    n = len(offsets) - 1
+    B = batch_size
+    pos = np.full(B, -1, dtype=np.int64)  # next input event per slot
+    end = np.full(B, -1, dtype=np.int64)  # last event of the slot's session
+    first = np.zeros(B, dtype=bool)
+    k = min(B, n)
+    pos[:k], end[:k], first[:k] = offsets[:k], offsets[1 : k + 1] - 1, True
+    next_session = k
+    positions, resets = [], []
+    while True:
+        active = pos >= 0
+        if active.sum() < min_active:
+            break
+        run = int((end - pos)[active].min())  # steps until the first slot runs out
+        steps = np.arange(run)
+        p = np.where(active[None, :], pos[None, :] + steps[:, None], -1)
+        r = np.zeros((run, B), dtype=bool)
+        r[0] = first & active
+        positions.append(p)
+        resets.append(r)
+        pos = np.where(active, pos + run, -1)
+        first[:] = False
+        for slot in np.flatnonzero(active & (pos == end)):
+            if next_session < n:
+                pos[slot], end[slot] = offsets[next_session], offsets[next_session + 1] - 1
+                first[slot] = True
+                next_session += 1
+            else:
+                pos[slot] = -1
+    if not positions:
+        return Schedule(np.zeros((0, B), np.int64), np.zeros((0, B), bool))
+    return Schedule(np.concatenate(positions), np.concatenate(resets))
+
+
+def unique_rows(item_lists: np.ndarray, width: int):
+    """Per step, the distinct item-table rows touched and where each item sits among them.
+
+    Args:
+        item_lists: int [K, L] items per step (inputs, targets, negatives; -1 = none).
+        width: static row count U >= L; padding repeats the step's first row.
+
+    Returns:
+        rows int32 [K, U] and positions int32 [K, L] with rows[k, positions[k, j]] ==
+        item_lists[k, j] (positions of -1 entries point at slot 0).
+
+    Deduplicating here, in the input pipeline, means the model gathers each touched row
+    once and autodiff sums the gradient of repeated items, so the optimizer sees every
+    row once per step (the reference semantics) without a sort inside the compiled step.
+    """
+    K, L = item_lists.shape
+    rows = np.zeros((K, width), dtype=np.int32)
+    positions = np.zeros((K, L), dtype=np.int32)
+    for k in range(K):
+        present = item_lists[k] >= 0
+        u, inv = np.unique(item_lists[k][present], return_inverse=True)
+        if len(u) == 0:
+            continue
+        rows[k, : len(u)] = u
+        rows[k, len(u) :] = u[0]
+        positions[k, present] = inv
+    return rows, positions
+
+
+class SessionParallelBatcher:
+    """Session-parallel training blocks as a `tf.data.Dataset`.
+
+    One dataset element is a block of K consecutive steps, so one compiled `train_step`
+    runs K updates (the per-call overhead of Keras is paid once per K steps). Every
+    tensor has a static shape: rows past the end of the data are inactive (valid False),
+    steps past the end of the epoch are counted out by `n_steps`.
+
+    Element (per block):
+        inputs, targets: int32 [K, B] item indices (0 where inactive)
+        reset, valid: bool [K, B]
+        negatives: int32 [K, S] extra negatives, shared by the step's rows
+        rows: int32 [K, U] distinct item-table rows touched per step (see `unique_rows`)
+        input_pos: int32 [K, B] position of each input in `rows`
+        column_pos: int32 [K, B + S] position of each score column (targets, then
+            negatives) in `rows`
+        column_log_q: float32 [K, B + S] log sampling probability (up to a constant)
+            of each column, for the logQ correction
+        n_steps: int32 scalar, steps of the block that hold data
+
+    Args:
+        data: training sessions.
+        batch_size: B.
+        n_sample: S, extra negatives per step drawn from support^sample_alpha.
+        sample_alpha: exponent of the sampling distribution.
+        block_steps: K.
+        sample_cache_size: ids drawn ahead per refill of the sample cache.
+        inputs_in_rows: whether inputs index the same table as the outputs (shared
+            embedding); then `rows` also covers the inputs.
+        seed: seed of the negative sampler.
+    """
+
+    def __init__(
+        self,
+        data: SessionData,
+        batch_size: int,
+        n_sample: int = 0,
+        sample_alpha: float = 0.5,
+        block_steps: int = 100,
+        sample_cache_size: int = 10_000_000,
+        inputs_in_rows: bool = True,
+        seed: int | None = None,
+    ):
+        if batch_size < 1 or block_steps < 1 or n_sample < 0:
+            raise ValueError(
+                "batch_size and block_steps must be positive and n_sample >= 0. Received: "
+                f"batch_size={batch_size}, block_steps={block_steps}, n_sample={n_sample}"
+            )
+        self.data = data
+        self.batch_size = batch_size
+        self.n_sample = n_sample
+        self.block_steps = block_steps
+        self.inputs_in_rows = inputs_in_rows
+        self.schedule = session_parallel_schedule(
+            data.offsets, batch_size, min_active=1 if n_sample > 0 else 2
+        )
+        if self.schedule.n_steps == 0:
+            raise DataError("nothing trainable: the data yields no training step")
+        support = data.support()
+        self.sampler = (
+            NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed)
+            if n_sample > 0
+            else None
+        )
+        # log q: support for in-batch columns (targets are drawn by popularity),
+        # support^alpha for extra samples; zero-support items never occur.
+        self._log_support = np.log(np.maximum(support, 1.0)).astype(np.float32)
+        self._sample_alpha = float(sample_alpha)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.schedule.n_steps // self.block_steps)
+
+    @property
+    def n_examples(self) -> int:
+        """Training examples per epoch (events with a next event that a step covers)."""
+        return int(self.schedule.valid.sum())
+
+    @property
+    def width(self) -> int:
+        """U: static number of item-table rows per step."""
+        return (2 if self.inputs_in_rows else 1) * self.batch_size + self.n_sample
+
+    def blocks(self):
+        """Yields the epoch's blocks as dicts of NumPy arrays (new negatives each call)."""
+        K, B, S = self.block_steps, self.batch_size, self.n_sample
+        items = self.data.items
+        sched = self.schedule
+        for start in range(0, sched.n_steps, K):
+            n = min(K, sched.n_steps - start)
+            pos = np.full((K, B), -1, dtype=np.int64)
+            pos[:n] = sched.position[start : start + n]
+            reset = np.zeros((K, B), dtype=bool)
+            reset[:n] = sched.reset[start : start + n]
+            valid = pos >= 0
+            inputs = np.where(valid, items[np.maximum(pos, 0)], 0).astype(np.int32)
+            targets = np.where(valid, items[np.maximum(pos, 0) + 1], 0).astype(np.int32)
+            negatives = (
+                self.sampler.draw(K) if S else np.zeros((K, 0), dtype=np.int32)
+            ).astype(np.int32)
+            touched = [np.where(valid, targets, -1), negatives]
+            if self.inputs_in_rows:
+                touched.insert(0, np.where(valid, inputs, -1))
+            rows, positions = unique_rows(np.concatenate(touched, axis=1), self.width)
+            offset = B if self.inputs_in_rows else 0
+            input_pos = positions[:, :B] if self.inputs_in_rows else np.zeros((K, B), np.int32)
+            column_log_q = np.concatenate(
+                [self._log_support[targets], self._sample_alpha * self._log_support[negatives]],
+                axis=1,
+            )
+            yield {
+                "inputs": inputs,
+                "targets": targets,
+                "reset": reset,
+                "valid": valid,
+                "negatives": negatives,
+                "rows": rows,
+                "input_pos": input_pos,
+                "column_pos": positions[:, offset:],
+                "column_log_q": column_log_q,
+                "n_steps": np.int32(n),
+            }
+
+    def element_spec(self) -> dict:
+        K, B, S, U = self.block_steps, self.batch_size, self.n_sample, self.width
+        spec = lambda shape, dtype: tf.TensorSpec(shape, dtype)  # noqa: E731
+        return {
+            "inputs": spec([K, B], tf.int32),
+            "targets": spec([K, B], tf.int32),
+            "reset": spec([K, B], tf.bool),
+            "valid": spec([K, B], tf.bool),
+            "negatives": spec([K, S], tf.int32),
+            "rows": spec([K, U], tf.int32),
+            "input_pos": spec([K, B], tf.int32),
+            "column_pos": spec([K, B + S], tf.int32),
+            "column_log_q": spec([K, B + S], tf.float32),
+            "n_steps": spec([], tf.int32),
+        }
+
+    def dataset(self, prefetch: int = 4) -> tf.data.Dataset:
+        """The epoch as a `tf.data.Dataset` of blocks; each iteration draws new negatives.
+
+        Blocks are produced on a background thread and prefetched, so sampling and
+        deduplication overlap with training.
+        """
+        ds = tf.data.Dataset.from_generator(self.blocks, output_signature=self.element_spec())
+        ds = ds.apply(tf.data.experimental.assert_cardinality(self.n_blocks))
+        return ds.prefetch(prefetch)

@@ -1,0 +1,186 @@
+"""GRU4Rec's losses on the sampled score matrix.
+
+Every loss takes the score matrix of one step, `y_pred` [B, B + S]: row i scores the
+targets of all B rows (in-batch negatives) then the S extra negatives; the positive of
+row i is on the diagonal, column i. `y_true` describes the columns and rows:
+
+    {"row_mask": [B] (row active), "column_mask": [B + S] (column usable: the targets of
+     inactive rows are no one's negatives), "log_q": [B + S] (log sampling probability,
+     used by the logQ correction of `CrossEntropy`; optional)}
+
+The per-row losses of inactive rows are 0 and the default reduction divides the sum by
+the configured batch size B (not by the number of active rows), as the reference does.
+Accidental hits (a negative equal to the positive) are kept, as in the reference.
+All losses are finite, with finite gradients, for any finite scores.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_LOG_EPS = -55.262042231857095  # log(1e-24), the reference's epsilon inside BPR-max's log
+
+
+def _masked_logsumexp(x, mask):
+    """log sum_j exp(x_j) over mask per row; -inf-free (rows with no column give -1e30)."""
+    m = tf.reduce_max(tf.where(mask, x, tf.float32.min), axis=1, keepdims=True)
+    m = tf.stop_gradient(m)
+    s = tf.reduce_sum(tf.where(mask, tf.exp(tf.where(mask, x - m, 0.0)), 0.0), axis=1)
+    return tf.where(s > 0, tf.math.log(tf.maximum(s, 1e-30)) + m[:, 0], -1e30)
+
+
+def _masked_softmax(x, mask):
+    """Softmax over the masked columns of each row; zeros elsewhere (and on empty rows)."""
+    m = tf.stop_gradient(tf.reduce_max(tf.where(mask, x, tf.float32.min), axis=1, keepdims=True))
+    e = tf.where(mask, tf.exp(tf.where(mask, x - m, 0.0)), 0.0)
+    return e / tf.maximum(tf.reduce_sum(e, axis=1, keepdims=True), 1e-30)
+
+
+class GRU4RecLoss(keras.losses.Loss):
+    """Base of the GRU4Rec losses: masking, the diagonal positives and the reduction.
+
+    Subclasses implement `row_loss(scores, positives, negative_mask, column_mask, log_q)`
+    returning the loss of every row, [B].
+    """
+
+    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        scores = tf.convert_to_tensor(y_pred)
+        n_rows = tf.shape(scores)[0]
+        row_mask = tf.cast(y_true["row_mask"], tf.bool)
+        column_mask = tf.cast(y_true["column_mask"], tf.bool)
+        log_q = y_true.get("log_q")
+        log_q = tf.zeros_like(scores[0]) if log_q is None else tf.cast(log_q, scores.dtype)
+        diagonal = tf.eye(n_rows, tf.shape(scores)[1], dtype=tf.bool)
+        column_mask = tf.broadcast_to(column_mask[None, :], tf.shape(scores))
+        negative_mask = column_mask & ~diagonal
+        positives = tf.linalg.diag_part(scores)
+        per_row = self.row_loss(scores, positives, negative_mask, column_mask, log_q)
+        return tf.where(row_mask, per_row, 0.0)
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        raise NotImplementedError
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class CrossEntropy(GRU4RecLoss):
+    """Softmax cross-entropy of the positive, in log-sum-exp form.
+
+    loss = logsumexp_j(r_j) - r_pos over the usable columns, with the logQ correction
+    r_j = score_j - logq * log q_j when `logq` > 0 (training only; q from the sampler).
+    Exact for any finite scores (no +1e-24 cap).
+    """
+
+    def __init__(self, logq: float = 0.0, **kwargs):
+        if logq < 0:
+            raise ValueError(f"`logq` should be >= 0. Received: `logq` = {logq}.")
+        super().__init__(**kwargs)
+        self.logq = float(logq)
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        if self.logq:
+            scores = scores - self.logq * log_q[None, :]
+            positives = tf.linalg.diag_part(scores)
+        return _masked_logsumexp(scores, column_mask) - positives
+
+    def get_config(self):
+        return {**super().get_config(), "logq": self.logq}
+
+
+def _apply_elu(scores, elu_param):
+    """ELU with parameter `elu_param` (0 = identity), GRU4Rec's final activation for BPR-max."""
+    if not elu_param:
+        return scores
+    return tf.where(scores > 0, scores, elu_param * tf.math.expm1(tf.minimum(scores, 0.0)))
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class BPRMax(GRU4RecLoss):
+    """BPR-max: -log(sum_j s_j sigmoid(r_pos - r_j) + 1e-24) + bpreg * sum_j s_j r_j^2.
+
+    s_j = softmax over the negative scores only (the positive excluded). Scores first go
+    through ELU(`elu_param`) (0 = linear). The log is evaluated in log space, which has the
+    same value and keeps gradients for extreme scores.
+    """
+
+    def __init__(self, bpreg: float = 1.0, elu_param: float = 0.0, **kwargs):
+        if bpreg < 0 or elu_param < 0:
+            raise ValueError(
+                f"`bpreg` and `elu_param` should be >= 0. Received: `bpreg` = {bpreg}, "
+                f"`elu_param` = {elu_param}."
+            )
+        super().__init__(**kwargs)
+        self.bpreg = float(bpreg)
+        self.elu_param = float(elu_param)
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        scores = _apply_elu(scores, self.elu_param)
+        positives = tf.linalg.diag_part(scores)
+        softmax = _masked_softmax(scores, negative_mask)
+        log_softmax = scores - _masked_logsumexp(scores, negative_mask)[:, None]
+        log_terms = log_softmax - tf.nn.softplus(scores - positives[:, None])  # log s_j sigma()
+        log_sum = _masked_logsumexp(log_terms, negative_mask)
+        log_sum = tf.reduce_logsumexp(tf.stack([log_sum, tf.fill(tf.shape(log_sum), _LOG_EPS)]), 0)
+        reg = tf.reduce_sum(softmax * tf.square(scores), axis=1)
+        return -log_sum + self.bpreg * reg
+
+    def get_config(self):
+        return {**super().get_config(), "bpreg": self.bpreg, "elu_param": self.elu_param}
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class TOP1Max(GRU4RecLoss):
+    """TOP1-max: sum_j s_j (sigmoid(r_j - r_pos) + sigmoid(r_j^2)), s = softmax over negatives."""
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        softmax = _masked_softmax(scores, negative_mask)
+        terms = tf.sigmoid(scores - positives[:, None]) + tf.sigmoid(tf.square(scores))
+        return tf.reduce_sum(softmax * terms, axis=1)
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class BPR(GRU4RecLoss):
+    """BPR as in the 2016 paper's eq. (5): mean_j -log sigmoid(r_pos - r_j).
+
+    The mean runs over all usable columns of the row (M + S), the positive's own column
+    included (it adds the constant log 2 / (M + S)). The Theano code sums instead of
+    averaging, which only rescales the learning rate.
+    """
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        terms = tf.nn.softplus(scores - positives[:, None])
+        n = tf.reduce_sum(tf.cast(column_mask, scores.dtype), axis=1)
+        return tf.reduce_sum(tf.where(column_mask, terms, 0.0), axis=1) / tf.maximum(n, 1.0)
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class TOP1(GRU4RecLoss):
+    """TOP1: mean_j (sigmoid(r_j - r_pos) + sigmoid(r_j^2)) - sigmoid(r_pos^2) / (M + S).
+
+    The mean runs over all usable columns; the positive's own regulariser is taken back out.
+    """
+
+    def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
+        terms = tf.sigmoid(scores - positives[:, None]) + tf.sigmoid(tf.square(scores))
+        n = tf.maximum(tf.reduce_sum(tf.cast(column_mask, scores.dtype), axis=1), 1.0)
+        total = tf.reduce_sum(tf.where(column_mask, terms, 0.0), axis=1)
+        return (total - tf.sigmoid(tf.square(positives))) / n
+
+
+LOSSES = {
+    "cross-entropy": CrossEntropy,
+    "bpr-max": BPRMax,
+    "top1-max": TOP1Max,
+    "bpr": BPR,
+    "top1": TOP1,
+}
+
+
+def get(name: str, **params) -> GRU4RecLoss:
+    """A loss by its reference name ('cross-entropy', 'bpr-max', 'top1-max', 'bpr', 'top1')."""
+    if name not in LOSSES:
+        raise ValueError(f"Unknown loss {name!r}. Expected one of {sorted(LOSSES)}.")
+    return LOSSES[name](**params)

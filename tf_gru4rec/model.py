@@ -1,0 +1,421 @@
+"""The GRU4Rec model: a stateful `keras.Model` trained on session-parallel blocks.
+
+Notation: B = batch size, S = extra negatives, N = items, d = units of the last GRU
+layer, H = sum of all layers' units (the width of the carried state).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_gru4rec import losses as losses_module
+from tf_gru4rec.data import ItemMap
+
+
+def _rows(table, indices):
+    """Gathers rows of a Keras variable without reading the whole table first (ResourceGather).
+
+    Reading the table would also force XLA to copy it before the optimizer's in-place row
+    updates in the same compiled step.
+    """
+    return tf.gather(table.value, indices)
+
+
+def _uniform(fan_in, fan_out, seed=None):
+    """GRU4Rec's init: uniform in +-sqrt(6 / (fan_in + fan_out))."""
+    limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
+    return keras.initializers.RandomUniform(-limit, limit, seed=seed)
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class GRUCell(keras.layers.Layer):
+    """One GRU layer as GRU4Rec defines it (reset gate applied before the recurrent matmul).
+
+        r = sigmoid(x Wx_r + h Wh_r + b_r);  z = sigmoid(x Wx_z + h Wh_z + b_z)
+        c = tanh(x Wx_c + (r * h) Wh_c + b_c);  h' = (1 - z) * h + z * c
+
+    Note z weighs the candidate (Keras' own GRU uses the opposite convention). With
+    `input_rows` set the input is one-hot: `x` holds item indices and `Wx` is a table of
+    `input_rows` rows looked up by row (GRU4Rec without embedding).
+
+    Args:
+        units: d.
+        input_dim: width of x (ignored when `input_rows` is set).
+        input_rows: number of items for one-hot input, else None.
+    """
+
+    def __init__(self, units, input_dim, input_rows=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.input_dim, self.input_rows = int(units), int(input_dim), input_rows
+        d = self.units
+        fan_in = input_rows if input_rows else input_dim
+        # Each gate's sub-matrix has fan_in x d, so one limit covers all three.
+        self.seed = seed
+        self.wx = self.add_weight(
+            shape=(fan_in, 3 * d), initializer=_uniform(fan_in, d, seed), name="wx"
+        )
+        self.wh = self.add_weight(
+            shape=(d, 3 * d), initializer=_uniform(d, d, None if seed is None else seed + 1),
+            name="wh",
+        )
+        self.b = self.add_weight(shape=(3 * d,), initializer="zeros", name="b")
+
+    def call(self, x, h):
+        d = self.units
+        if self.input_rows:
+            xp = _rows(self.wx, x) + self.b  # [b, 3d]
+        else:
+            xp = tf.matmul(x, self.wx) + self.b
+        hp = tf.matmul(h, self.wh[:, : 2 * d])
+        r = tf.sigmoid(xp[:, :d] + hp[:, :d])
+        z = tf.sigmoid(xp[:, d : 2 * d] + hp[:, d:])
+        c = tf.tanh(xp[:, 2 * d :] + tf.matmul(r * h, self.wh[:, 2 * d :]))
+        return (1.0 - z) * h + z * c
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "input_dim": self.input_dim,
+            "input_rows": self.input_rows,
+            "seed": self.seed,
+        }
+
+
+def _parse_embedding(embedding):
+    if embedding in ("shared", "none"):
+        return embedding
+    if isinstance(embedding, (int, np.integer)) and not isinstance(embedding, bool) and embedding > 0:
+        return int(embedding)
+    raise ValueError(
+        "`embedding` should be 'shared', 'none' or a positive int (separate embedding size). "
+        f"Received: `embedding` = {embedding!r}."
+    )
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class GRU4Rec(keras.Model):
+    """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018) as a stateful Keras model.
+
+    Training: `model.compile(optimizer=AdagradM(...), loss=CrossEntropy(...))` then
+    `model.fit(SessionParallelBatcher(...).dataset(), epochs=...)`. Each dataset element
+    is a block of steps; `train_step` runs them in one compiled loop, carrying the hidden
+    state of the B slots in a non-trainable variable (zeroed where a slot starts a new
+    session). No backpropagation through time: every step is one update.
+
+    Scores: only the B targets and S extra negatives during training (gathered rows of
+    the output table, then one matmul); all N items at inference.
+
+    Args:
+        n_items: N, or omit when `item_ids` is given.
+        layers: units of the stacked GRU layers.
+        embedding: 'shared' (input embedding = output table Wy, GRU4Rec's "constrained
+            embedding"), 'none' (one-hot input) or an int (separate embedding of that size).
+        batch_size: B, the number of session slots in training.
+        dropout_p_embed: dropout rate on the input embedding.
+        dropout_p_hidden: dropout rate on each GRU layer's output (the dropped output is
+            also the state carried to the next step).
+        item_ids: original item ids in index order (the item map saved with the model).
+        seed: seed of weight initialisation and dropout.
+
+    Example:
+        >>> model = GRU4Rec(item_ids=data.item_map.ids, layers=[100], batch_size=32)
+        >>> model.compile(optimizer=AdagradM(0.2, momentum=0.2), loss=CrossEntropy(logq=1))
+        >>> model.fit(SessionParallelBatcher(data, 32, n_sample=2048).dataset(), epochs=10)
+        >>> ids, scores, report = model.recommend([[214536502, 214536506]], k=20)
+    """
+
+    def __init__(
+        self,
+        n_items=None,
+        layers=(100,),
+        embedding="shared",
+        batch_size=32,
+        dropout_p_embed=0.0,
+        dropout_p_hidden=0.0,
+        item_ids=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if item_ids is not None:
+            self.item_map = ItemMap(item_ids)
+            n_items = len(self.item_map) if n_items is None else n_items
+            if n_items != len(self.item_map):
+                raise ValueError(f"n_items={n_items} but {len(self.item_map)} item ids were given")
+        else:
+            if n_items is None:
+                raise ValueError("give `n_items` or `item_ids`")
+            self.item_map = ItemMap(np.arange(n_items))
+        layers = [int(u) for u in (layers if isinstance(layers, (list, tuple)) else [layers])]
+        if not layers or min(layers) < 1:
+            raise ValueError(f"`layers` should be a non-empty list of positive ints. Received: {layers}.")
+        for name, p in (("dropout_p_embed", dropout_p_embed), ("dropout_p_hidden", dropout_p_hidden)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"`{name}` is a drop probability in [0, 1). Received: `{name}` = {p}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"`batch_size` should be a positive int. Received: {batch_size}.")
+        self.n_items = int(n_items)
+        self.layer_sizes = layers
+        self.embedding = _parse_embedding(embedding)
+        self.batch_size = int(batch_size)
+        self.dropout_p_embed = float(dropout_p_embed)
+        self.dropout_p_hidden = float(dropout_p_hidden)
+        self.seed = seed
+        self.state_size = sum(layers)
+        N, d = self.n_items, layers[-1]
+
+        seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
+        self.wy = self.add_weight(shape=(N, d), initializer=_uniform(N, d, seed_of(0)), name="wy")
+        self.by = self.add_weight(shape=(N,), initializer="zeros", name="by")
+        if isinstance(self.embedding, int):
+            e = self.embedding
+            self.item_embedding = self.add_weight(
+                shape=(N, e), initializer=_uniform(N, e, seed_of(1)), name="e"
+            )
+            input_dim = e
+        else:
+            self.item_embedding = None
+            input_dim = d
+        self.cells = []
+        for i, units in enumerate(layers):
+            rows = N if (i == 0 and self.embedding == "none") else None
+            self.cells.append(
+                GRUCell(units, input_dim, input_rows=rows, seed=seed_of(10 + 2 * i), name=f"gru_{i}")
+            )
+            input_dim = units
+        # Hidden state of the B training slots; carried across train_step calls.
+        self.train_state = self.add_weight(
+            shape=(self.batch_size, self.state_size), initializer="zeros", trainable=False,
+            name="train_state",
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.events_tracker = keras.metrics.Sum(name="events")
+        self.built = True
+
+    # ----- one step of the network -------------------------------------------------------
+    def _embed(self, items):
+        """Input of the first GRU layer for item indices [b] (indices for one-hot input)."""
+        if self.embedding == "shared":
+            return _rows(self.wy, items)
+        if self.embedding == "none":
+            return items
+        return _rows(self.item_embedding, items)
+
+    @property
+    def _noise_width(self):
+        """Uniform numbers one training step's dropout needs per row (0: no dropout)."""
+        embed = self.dropout_p_embed and self.embedding != "none"
+        return (self.cells[0].input_dim if embed else 0) + (
+            self.state_size if self.dropout_p_hidden else 0
+        )
+
+    @staticmethod
+    def _drop(x, rate, noise):
+        return x if not rate else tf.where(noise >= rate, x / (1.0 - rate), 0.0)
+
+    def _advance(self, x, state, noise=None):
+        """Runs the GRU stack one step. x: layer-0 input; state [b, H] -> (state', h_last).
+
+        `noise` (training only): uniform numbers [b, _noise_width] for the dropout masks,
+        drawn for a whole block at once (one random op per block instead of per layer/step).
+        """
+        if noise is not None and self.dropout_p_embed and self.embedding != "none":
+            width = x.shape[-1]
+            x, noise = self._drop(x, self.dropout_p_embed, noise[:, :width]), noise[:, width:]
+        hidden_noise = (
+            tf.split(noise, self.layer_sizes, axis=1)
+            if noise is not None and self.dropout_p_hidden
+            else [None] * len(self.cells)
+        )
+        states = tf.split(state, self.layer_sizes, axis=1)
+        new_states = []
+        for cell, h, u in zip(self.cells, states, hidden_noise):
+            x = cell(x, h)
+            if u is not None:
+                x = self._drop(x, self.dropout_p_hidden, u)
+            new_states.append(x)
+        return tf.concat(new_states, axis=1), x
+
+    def step(self, items, state):
+        """Inference step: item indices [b], state [b, H] -> (new state [b, H], h_last [b, d])."""
+        return self._advance(self._embed(items), state)
+
+    def score_all(self, h):
+        """Scores of all N items for last-layer outputs h [b, d] -> [b, N]."""
+        return tf.matmul(h, self.wy, transpose_b=True) + self.by
+
+    def initial_state(self, batch):
+        return tf.zeros([batch, self.state_size])
+
+    def call(self, inputs, training=False):
+        """Stateless inference: {'items': [b] indices, 'state': [b, H]} -> {'scores', 'state'}.
+
+        `state` may be omitted (a new session). Returns all-item scores [b, N] and the new
+        state; the caller keeps the state between clicks.
+        """
+        items = tf.convert_to_tensor(inputs["items"])
+        state = inputs.get("state")
+        if state is None:
+            state = self.initial_state(tf.shape(items)[0])
+        state, h = self.step(items, state)
+        return {"scores": self.score_all(h), "state": state}
+
+    # ----- training ----------------------------------------------------------------------
+    def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=True, **kwargs):
+        """Like `keras.Model.compile`; `loss` is a `GRU4RecLoss` or its reference name.
+
+        The optimizer is built here so that the compiled training loop creates no
+        variables.
+        """
+        from tf_gru4rec.optimizers import AdagradM
+
+        if isinstance(loss, str):
+            loss = losses_module.get(loss)
+        if not isinstance(loss, losses_module.GRU4RecLoss):
+            raise ValueError(
+                f"GRU4Rec trains with a GRU4RecLoss (tf_gru4rec.losses). Received: loss={loss!r}"
+            )
+        if optimizer == "adagradm":
+            optimizer = AdagradM()
+        super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.events_tracker]
+
+    def _sampled_scores(self, batch, state, noise=None):
+        """Scores of the step's targets and extra negatives: [B, B + S], positives on the diagonal.
+
+        The touched rows of the output table are gathered once (`rows`, deduplicated in the
+        input pipeline), so its gradient reaches the optimizer as one slice per row.
+        """
+        wy_rows = _rows(self.wy, batch["rows"])  # [U, d]
+        by_rows = _rows(self.by, batch["rows"])  # [U]
+        if self.embedding == "shared":
+            x = tf.gather(wy_rows, batch["input_pos"])
+        else:
+            # Inactive rows borrow an active row's item: zero gradient, no stray row update.
+            first_active = tf.argmax(tf.cast(batch["valid"], tf.int32), output_type=tf.int32)
+            items = tf.where(batch["valid"], batch["inputs"], batch["inputs"][first_active])
+            x = self._embed(items)
+        new_state, h = self._advance(x, state, noise)
+        columns = tf.gather(wy_rows, batch["column_pos"])  # [B + S, d]
+        scores = tf.matmul(h, columns, transpose_b=True) + tf.gather(by_rows, batch["column_pos"])
+        return scores, new_state
+
+    def train_step(self, data):
+        n_steps = data["n_steps"]
+        n_sample = data["negatives"].shape[-1]
+        per_step = {k: v for k, v in data.items() if k != "n_steps"}
+        variables = self.trainable_variables
+        block_steps, batch_size = data["inputs"].shape
+        noise = None
+        if self._noise_width:
+            noise = keras.random.uniform(
+                [block_steps, batch_size, self._noise_width], seed=self.seed_generator
+            )
+
+        def body(t, state, loss_sum):
+            batch = {k: v[t] for k, v in per_step.items()}
+            state = tf.where(batch["reset"][:, None], 0.0, state)
+            y_true = {
+                "row_mask": batch["valid"],
+                "column_mask": tf.concat([batch["valid"], tf.ones([n_sample], tf.bool)], 0),
+                "log_q": batch["column_log_q"],
+            }
+            with tf.GradientTape() as tape:
+                scores, new_state = self._sampled_scores(
+                    batch, state, None if noise is None else noise[t]
+                )
+                loss = self.loss(y_true, scores)
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+            return t + 1, tf.stop_gradient(new_state), loss_sum + loss
+
+        _, state, loss_sum = tf.while_loop(
+            lambda t, *_: t < n_steps, body, (tf.constant(0), self.train_state.value, 0.0)
+        )
+        self.train_state.assign(state)
+        steps = tf.cast(n_steps, tf.float32)
+        self.loss_tracker.update_state(loss_sum / tf.maximum(steps, 1.0), sample_weight=steps)
+        self.events_tracker.update_state(tf.reduce_sum(tf.cast(data["valid"], tf.float32)))
+        return {m.name: m.result() for m in self.metrics}
+
+    def reset_train_state(self):
+        """Zeroes the slots' hidden state (a new epoch starts every slot with a new session)."""
+        self.train_state.assign(tf.zeros_like(self.train_state))
+
+    # ----- recommendations -----------------------------------------------------------------
+    def recommend(self, sessions, k=20, exclude_seen=False):
+        """Top-k next items for click sequences given in original item ids.
+
+        Args:
+            sessions: list of click sequences (each a list of original item ids).
+            k: number of recommendations.
+            exclude_seen: drop items the session already clicked.
+
+        Returns:
+            (item_ids [n, k] original ids, scores [n, k] float32, report) where report is a
+            dict with `unknown` (per session, the ids skipped as unknown to the model) and
+            `empty` (indices of sessions with no known item; they get the recommendations
+            of an empty session).
+        """
+        k = int(min(k, self.n_items))
+        mapped, unknown = [], []
+        for clicks in sessions:
+            clicks = list(clicks)
+            idx = self.item_map.lookup(np.asarray(clicks)) if clicks else np.zeros(0, np.int64)
+            unknown.append([c for c, i in zip(clicks, idx) if i < 0])
+            mapped.append(idx[idx >= 0])
+        n, length = len(mapped), max([len(m) for m in mapped] + [1])
+        items = np.zeros((n, length), np.int32)
+        mask = np.zeros((n, length), bool)
+        for i, m in enumerate(mapped):
+            items[i, : len(m)], mask[i, : len(m)] = m, True
+        ids, scores = self._recommend(tf.constant(items), tf.constant(mask), k, exclude_seen)
+        report = {"unknown": unknown, "empty": [i for i, m in enumerate(mapped) if len(m) == 0]}
+        return self.item_map.ids[ids.numpy()], scores.numpy(), report
+
+    @tf.function(reduce_retracing=True)
+    def _recommend(self, items, mask, k, exclude_seen):
+        state = self.initial_state(tf.shape(items)[0])
+        h = tf.zeros([tf.shape(items)[0], self.layer_sizes[-1]])
+        for t in tf.range(tf.shape(items)[1]):
+            new_state, new_h = self.step(items[:, t], state)
+            state = tf.where(mask[:, t : t + 1], new_state, state)
+            h = tf.where(mask[:, t : t + 1], new_h, h)
+        scores = self.score_all(h)
+        if exclude_seen:
+            rows = tf.broadcast_to(tf.range(tf.shape(items)[0])[:, None], tf.shape(items))
+            seen = tf.boolean_mask(tf.stack([rows, items], axis=-1), mask)
+            scores = tf.tensor_scatter_nd_update(
+                scores, seen, tf.fill(tf.shape(seen)[:1], -np.inf)
+            )
+        top = tf.math.top_k(scores, k)
+        return top.indices, top.values
+
+    # ----- persistence ---------------------------------------------------------------------
+    def get_config(self):
+        return {
+            "n_items": self.n_items,
+            "layers": list(self.layer_sizes),
+            "embedding": self.embedding,
+            "batch_size": self.batch_size,
+            "dropout_p_embed": self.dropout_p_embed,
+            "dropout_p_hidden": self.dropout_p_hidden,
+            "seed": self.seed,
+            "name": self.name,
+        }
+
+    def save_assets(self, dir_path):
+        """The item map travels with the model (`model.save('x.keras')`)."""
+        np.save(os.path.join(dir_path, "item_ids.npy"), self.item_map.ids, allow_pickle=False)
+
+    def load_assets(self, dir_path):
+        self.item_map = ItemMap(np.load(os.path.join(dir_path, "item_ids.npy"), allow_pickle=False))

@@ -1,0 +1,236 @@
+"""GRU4Rec's published parameter names, parsed and validated, and what they build.
+
+The names are the reference implementation's, so a published table can be pasted as
+`"loss=cross-entropy,layers=100,batch_size=32,..."` (lists as `layers=100/100`) or as a
+dict. `embedding` > 0 is a separate embedding of that size; `embedding=0` with
+`constrained_embedding=True` shares the output table as input embedding; both 0/False is
+one-hot input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+from tf_gru4rec import losses
+from tf_gru4rec.data import SessionData, SessionParallelBatcher
+from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+
+
+class ParamError(ValueError):
+    """An unknown parameter name or an invalid value; the message names it."""
+
+
+@dataclass
+class GRU4RecParams:
+    """Training parameters: the reference names, plus `seed` and this library's own knobs."""
+
+    loss: str = "cross-entropy"
+    layers: list = field(default_factory=lambda: [100])
+    batch_size: int = 64
+    dropout_p_embed: float = 0.0
+    dropout_p_hidden: float = 0.0
+    learning_rate: float = 0.05
+    momentum: float = 0.0
+    n_sample: int = 2048
+    sample_alpha: float = 0.5
+    bpreg: float = 1.0
+    elu_param: float = 0.5
+    logq: float = 0.0
+    embedding: int = 0
+    constrained_embedding: bool = True
+    n_epochs: int = 10
+    seed: int | None = None
+    # This library's own knobs (not in the reference).
+    block_steps: int = 100  # training steps per compiled call (one tf.data element)
+    sample_cache_size: int = 10_000_000  # extra-negative ids drawn ahead per cache refill
+
+    def __post_init__(self):
+        _check(self)
+
+    @property
+    def embedding_mode(self):
+        """'shared', 'none' or the separate embedding size, as `GRU4Rec(embedding=...)` takes."""
+        if self.embedding > 0:
+            return self.embedding
+        return "shared" if self.constrained_embedding else "none"
+
+    def build_model(self, item_map) -> GRU4Rec:
+        return GRU4Rec(
+            item_ids=item_map.ids,
+            layers=self.layers,
+            embedding=self.embedding_mode,
+            batch_size=self.batch_size,
+            dropout_p_embed=self.dropout_p_embed,
+            dropout_p_hidden=self.dropout_p_hidden,
+            seed=self.seed,
+        )
+
+    def build_loss(self) -> losses.GRU4RecLoss:
+        if self.loss == "cross-entropy":
+            return losses.CrossEntropy(logq=self.logq)
+        if self.loss == "bpr-max":
+            return losses.BPRMax(bpreg=self.bpreg, elu_param=self.elu_param)
+        return losses.get(self.loss)
+
+    def build_optimizer(self) -> AdagradM:
+        return AdagradM(learning_rate=self.learning_rate, momentum=self.momentum)
+
+    def build_batcher(self, data: SessionData) -> SessionParallelBatcher:
+        return SessionParallelBatcher(
+            data,
+            batch_size=self.batch_size,
+            n_sample=self.n_sample,
+            sample_alpha=self.sample_alpha,
+            block_steps=self.block_steps,
+            sample_cache_size=self.sample_cache_size,
+            inputs_in_rows=self.embedding_mode == "shared",
+            seed=self.seed,
+        )
+
+    def to_string(self) -> str:
+        """The `k=v,k=v` form that `parse_params` reads back."""
+        parts = []
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            parts.append(f"{f.name}={'/'.join(map(str, v)) if isinstance(v, list) else v}")
+        return ",".join(parts)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(GRU4RecParams)}
+
+
+def _convert(name, value):
+    """Converts one value (often a string) to the field's type, or raises ParamError."""
+    kind = _FIELDS[name].type
+    try:
+        if name == "layers":
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", "/").split("/") if v.strip()]
+            value = value if isinstance(value, (list, tuple)) else [value]
+            return [_to_int(v) for v in value]
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.strip().lower() in ("1", "true", "yes", "y"):
+                    return True
+                if value.strip().lower() in ("0", "false", "no", "n"):
+                    return False
+                raise ValueError
+            return bool(value)
+        if kind in ("int", "int | None"):
+            if kind == "int | None" and value in (None, "None", "none", ""):
+                return None
+            return _to_int(value)
+        if kind == "float":
+            return float(value)
+        return str(value).strip()
+    except (TypeError, ValueError):
+        raise ParamError(f"invalid value for {name}: {value!r} (expected {kind})") from None
+
+
+def _to_int(v):
+    f = float(v)
+    if f != int(f):
+        raise ValueError
+    return int(f)
+
+
+def _check(p: GRU4RecParams):
+    def bad(name, why):
+        raise ParamError(f"invalid value for {name}: {getattr(p, name)!r} ({why})")
+
+    if p.loss not in losses.LOSSES:
+        bad("loss", f"expected one of {sorted(losses.LOSSES)}")
+    if not p.layers or min(p.layers) < 1:
+        bad("layers", "positive layer sizes, e.g. 100 or 100/100")
+    for name in ("batch_size", "n_epochs", "block_steps", "sample_cache_size"):
+        if getattr(p, name) < 1:
+            bad(name, "must be >= 1")
+    for name in ("dropout_p_embed", "dropout_p_hidden"):
+        if not 0.0 <= getattr(p, name) < 1.0:
+            bad(name, "a drop probability in [0, 1)")
+    if p.learning_rate <= 0:
+        bad("learning_rate", "must be > 0")
+    if not 0.0 <= p.momentum < 1.0:
+        bad("momentum", "must be in [0, 1)")
+    for name in ("n_sample", "embedding"):
+        if getattr(p, name) < 0:
+            bad(name, "must be >= 0")
+    for name in ("sample_alpha", "bpreg", "elu_param", "logq"):
+        if getattr(p, name) < 0:
+            bad(name, "must be >= 0")
+
+
+def parse_params(spec=None, **overrides) -> GRU4RecParams:
+    """Parameters from a `k=v,k=v` string, a dict, or a `GRU4RecParams`, plus overrides.
+
+    Raises:
+        ParamError: unknown names (all of them listed) or invalid values.
+    """
+    if spec is None:
+        items = {}
+    elif isinstance(spec, GRU4RecParams):
+        items = dataclasses.asdict(spec)
+    elif isinstance(spec, dict):
+        items = dict(spec)
+    elif isinstance(spec, str):
+        items = {}
+        for part in [s for s in spec.split(",") if s.strip()]:
+            if "=" not in part:
+                raise ParamError(f"expected name=value, got {part.strip()!r}")
+            k, v = part.split("=", 1)
+            items[k.strip()] = v.strip()
+    else:
+        raise ParamError(f"parameters must be a string or a dict, got {type(spec).__name__}")
+    items.update(overrides)
+    unknown = sorted(k for k in items if k not in _FIELDS)
+    if unknown:
+        raise ParamError(f"unknown parameter(s): {', '.join(unknown)}; known: {', '.join(_FIELDS)}")
+    return GRU4RecParams(**{k: _convert(k, v) for k, v in items.items()})
+
+
+def load_param_file(path) -> GRU4RecParams:
+    """Parameters from JSON or from a reference-style Python file defining `gru4rec_params`.
+
+    The Python file is read without being run: its `gru4rec_params` must be a literal
+    dict or `OrderedDict([...])` of literals.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ParamError(f"{path}: cannot read parameter file ({e.strerror})") from None
+    if path.endswith(".json"):
+        try:
+            return parse_params(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise ParamError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    return parse_params(_literal_params(text, path))
+
+
+def _literal_params(text, path):
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except SyntaxError as e:
+        raise ParamError(f"{path}: not valid Python ({e.msg}, line {e.lineno})") from None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "gru4rec_params" for t in node.targets
+        ):
+            value = node.value
+            if isinstance(value, ast.Call) and value.args:  # OrderedDict([...]) / dict([...])
+                value = value.args[0]
+            try:
+                literal = ast.literal_eval(value)
+            except ValueError:
+                raise ParamError(f"{path}: gru4rec_params must be made of literals") from None
+            return dict(literal)
+    raise ParamError(f"{path}: defines no gru4rec_params")
