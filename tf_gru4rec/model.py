@@ -286,6 +286,10 @@ class GRU4Rec(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def compile_from_config(self, config):
+        """Restores the compiled loss and optimizer when a saved model is loaded."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.events_tracker]

@@ -74,7 +74,65 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(batcher.dataset(), epochs=params.n_epochs, callbacks=all_callbacks,
-                        verbose=verbose)
+                        shuffle=False, verbose=verbose)
     seconds = time.perf_counter() - start
     epochs = len(history.epoch)
     return TrainResult(model, history, seconds, batcher.n_examples * epochs)
+
+
+MODEL_FILE = "model.keras"
+PARAMS_FILE = "params.json"
+
+
+def save_model_dir(model, path, params: GRU4RecParams | None = None) -> str:
+    """Writes a model directory: `model.keras` (weights, optimizer state, item map) and
+    `params.json` (the training parameters, `k=v` form under "params").
+
+    Written to a temporary sibling folder and renamed, so no reader sees half a model;
+    an existing directory at `path` is replaced.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
+    try:
+        model.save(os.path.join(tmp, MODEL_FILE))
+        info = {"params": params.to_string() if params else None,
+                "item_id_dtype": "int64" if model.item_map.is_integer else "string",
+                "n_items": model.n_items}
+        with open(os.path.join(tmp, PARAMS_FILE), "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_model_dir(path):
+    """Loads the `GRU4Rec` of a model directory written by `save_model_dir`.
+
+    Returns (model, params) where params is a `GRU4RecParams` or None.
+    """
+    import json
+    import os
+
+    path = os.fspath(path)
+    model_file = os.path.join(path, MODEL_FILE)
+    if not os.path.isfile(model_file):
+        raise FileNotFoundError(f"{path}: not a model directory (no {MODEL_FILE})")
+    model = keras.models.load_model(model_file)
+    params = None
+    params_file = os.path.join(path, PARAMS_FILE)
+    if os.path.isfile(params_file):
+        with open(params_file, encoding="utf-8") as f:
+            spec = json.load(f).get("params")
+        params = parse_params(spec) if spec else None
+    return model, params
