@@ -80,10 +80,11 @@ def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
     numeric = pd.to_numeric(s, errors="coerce")
     if numeric.notna().all():
         values = numeric.to_numpy(dtype=np.float64)
-        if np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+        fractional = values != np.round(values)
+        if fractional.any():  # all-numeric ids with fractions are a broken column, not text ids
+            raise DataError(f"{source}: {name} has fractional values, e.g. {values[fractional][0]}")
+        if np.all(np.abs(values) < 2**53):
             return values.astype(np.int64)
-        if pd.api.types.is_float_dtype(s):
-            raise DataError(f"{source}: {name} has fractional values, e.g. {values[values != np.round(values)][0]}")
     return s.astype(str).to_numpy()
 
 

@@ -141,6 +141,7 @@ class GRU4Rec(keras.Model):
         seed=None,
         **kwargs,
     ):
+        kwargs.setdefault("name", "gru4rec")
         super().__init__(**kwargs)
         if item_ids is not None:
             self.item_map = ItemMap(item_ids)

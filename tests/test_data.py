@@ -1,0 +1,251 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tf_gru4rec.data import (
+    Columns,
+    DataError,
+    ItemMap,
+    SessionData,
+    SessionParallelBatcher,
+    read_sessions,
+    session_parallel_schedule,
+    unique_rows,
+)
+
+
+def frame(rows):
+    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
+
+
+# ----- reading and validation -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["tsv", "csv", "parquet"])
+def test_read_sessions_formats_and_column_names(tmp_path, fmt):
+    df = pd.DataFrame({"sid": [1, 1, 2], "iid": [10, 11, 10], "ts": [0.5, 1.5, 2.0]})
+    path = tmp_path / f"clicks.{fmt}"
+    if fmt == "parquet":
+        df.to_parquet(path)
+    else:
+        df.to_csv(path, sep="\t" if fmt == "tsv" else ",", index=False)
+    out = read_sessions(path, Columns(session="sid", item="iid", time="ts"))
+    assert list(out.columns) == ["SessionId", "ItemId", "Time"]
+    assert out["ItemId"].tolist() == [10, 11, 10] and out["ItemId"].dtype == np.int64
+    assert out["Time"].tolist() == [0.5, 1.5, 2.0]
+
+
+def test_string_item_ids_stay_strings(tmp_path):
+    path = tmp_path / "c.tsv"
+    path.write_text("SessionId\tItemId\tTime\n1\tabc\t1\n1\t12\t2\n")
+    out = read_sessions(path)
+    assert out["ItemId"].tolist() == ["abc", "12"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("SessionId\tItem\tTime\n1\t2\t3\n", "missing column"),
+        ("SessionId\tItemId\tTime\n1\t2\tyesterday\n", "non-numeric Time"),
+        ("SessionId\tItemId\tTime\n1\t\t3\n", "missing ItemId"),
+        ("SessionId\tItemId\tTime\n1\t2.5\t3\n", "fractional"),
+        ("SessionId\tItemId\tTime\n", "no rows"),
+    ],
+)
+def test_bad_files_get_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message) as info:
+        read_sessions(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file():
+    with pytest.raises(DataError, match="no such file"):
+        read_sessions("/nonexistent/clicks.tsv")
+
+
+# ----- item map and sessions ----------------------------------------------------------------
+def test_item_map_lookup():
+    m = ItemMap([30, 10, 20])
+    assert m.lookup([10, 99, 30]).tolist() == [1, -1, 0]
+    assert m.lookup(["x"]).tolist() == [-1]  # wrong id type: unknown, not a crash
+    s = ItemMap(["a", "b"])
+    assert s.lookup(["b", "zz"]).tolist() == [1, -1]
+    with pytest.raises(DataError, match="unique"):
+        ItemMap([1, 1])
+
+
+def test_session_data_order_and_counts():
+    df = frame(
+        [
+            (7, 100, 5.0),  # session 7 starts at t=5
+            (7, 101, 6.0),
+            (3, 102, 9.0),  # session 3 starts at t=1 (rows out of order)
+            (3, 100, 1.0),
+            (3, 103, 2.0),
+            (9, 104, 0.5),  # one-click session: dropped
+        ]
+    )
+    data = SessionData.from_frame(df)
+    ids = data.item_map.ids
+    # Session 3 (first event t=1) before session 7 (t=5); within a session by time.
+    assert ids[data.items].tolist() == [100, 103, 102, 100, 101]
+    assert data.offsets.tolist() == [0, 3, 5]
+    assert data.skipped_sessions == 1 and data.n_examples == 3
+
+
+def test_unknown_test_items_are_dropped_before_sessions_are_formed():
+    train = SessionData.from_frame(frame([(1, 10, 0), (1, 11, 1), (1, 12, 2)]))
+    test = frame([(5, 10, 0), (5, 99, 1), (5, 12, 2), (6, 98, 0), (6, 11, 1)])
+    data = SessionData.from_frame(test, train.item_map)
+    assert train.item_map.ids[data.items].tolist() == [10, 12]  # the session continues
+    assert data.skipped_unknown == 2 and data.skipped_sessions == 1
+
+
+def test_nothing_trainable_and_nothing_known():
+    with pytest.raises(DataError, match="nothing trainable"):
+        SessionData.from_frame(frame([(1, 10, 0), (2, 11, 1)]))
+    train = SessionData.from_frame(frame([(1, 10, 0), (1, 11, 1)]))
+    with pytest.raises(DataError, match="no item is known"):
+        SessionData.from_frame(frame([(1, 50, 0), (1, 51, 1)]), train.item_map)
+
+
+# ----- session-parallel batches ------------------------------------------------------------
+def reference_schedule(lengths, batch_size, min_active):
+    """Plain per-step simulation of session-parallel mini-batches."""
+    offsets = np.r_[0, np.cumsum(lengths)]
+    slots = [None] * batch_size  # (session, position within session)
+    nxt = 0
+    for i in range(batch_size):
+        if nxt < len(lengths):
+            slots[i], nxt = (nxt, 0), nxt + 1
+    steps = []
+    while sum(s is not None for s in slots) >= min_active:
+        step = []
+        for i, slot in enumerate(slots):
+            if slot is None:
+                step.append((-1, False))
+                continue
+            s, p = slot
+            step.append((offsets[s] + p, p == 0))
+            if p + 1 == lengths[s] - 1:
+                if nxt < len(lengths):
+                    slots[i], nxt = (nxt, 0), nxt + 1
+                else:
+                    slots[i] = None
+            else:
+                slots[i] = (s, p + 1)
+        steps.append(step)
+    pos = np.array([[p for p, _ in st] for st in steps]).reshape(-1, batch_size)
+    reset = np.array([[r for _, r in st] for st in steps]).reshape(-1, batch_size)
+    return pos, reset
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+@pytest.mark.parametrize("min_active", [1, 2])
+def test_schedule_equals_brute_force(seed, batch_size, min_active):
+    rng = np.random.default_rng(seed)
+    lengths = rng.choice([2, 2, 3, 5, 9], size=40)  # many length-2 sessions
+    offsets = np.r_[0, np.cumsum(lengths)]
+    sched = session_parallel_schedule(offsets, batch_size, min_active)
+    pos, reset = reference_schedule(lengths, batch_size, min_active)
+    np.testing.assert_array_equal(sched.position, pos)
+    np.testing.assert_array_equal(sched.reset, reset)
+
+
+def test_every_example_once_per_epoch_except_the_tail():
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(2, 12, size=60)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    examples = {p for s in range(len(lengths)) for p in range(offsets[s], offsets[s + 1] - 1)}
+    for min_active in (1, 2):
+        sched = session_parallel_schedule(offsets, 7, min_active)
+        seen = sched.position[sched.valid]
+        assert len(seen) == len(set(seen.tolist()))  # no example twice
+        missing = examples - set(seen.tolist())
+        if min_active == 1:
+            assert not missing
+        else:
+            # Only the tail may be let go: examples of the one session left running alone.
+            sessions = {int(np.searchsorted(offsets, p, side="right") - 1) for p in missing}
+            assert len(sessions) <= 1
+            assert sched.valid[-1].sum() == 2
+
+
+def test_unique_rows_positions_and_padding():
+    items = np.array([[5, 3, 5, -1, 9], [2, 2, 2, 2, 2]])
+    rows, pos = unique_rows(items, width=6)
+    assert rows[0].tolist() == [3, 5, 9, 3, 3, 3]
+    assert rows[1].tolist() == [2] * 6
+    for k in range(2):
+        present = items[k] >= 0
+        np.testing.assert_array_equal(rows[k][pos[k][present]], items[k][present])
+
+
+def synthetic_data(n_sessions=30, n_items=20, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    t = 0
+    for s in range(n_sessions):
+        for _ in range(rng.integers(2, 7)):
+            rows.append((s, int(rng.integers(n_items)) * 10, t))
+            t += 1
+    return SessionData.from_frame(frame(rows))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_batcher_blocks_match_schedule(shared):
+    data = synthetic_data()
+    b = SessionParallelBatcher(data, batch_size=4, n_sample=5, block_steps=6, seed=3,
+                               inputs_in_rows=shared)
+    sched = b.schedule
+    blocks = list(b.blocks())
+    assert len(blocks) == b.n_blocks == -(-sched.n_steps // 6)
+    assert sum(int(bl["n_steps"]) for bl in blocks) == sched.n_steps
+    valid = np.concatenate([bl["valid"] for bl in blocks])[: sched.n_steps]
+    np.testing.assert_array_equal(valid, sched.valid)
+    reset = np.concatenate([bl["reset"] for bl in blocks])[: sched.n_steps]
+    np.testing.assert_array_equal(reset, sched.reset)
+    inputs = np.concatenate([bl["inputs"] for bl in blocks])[: sched.n_steps]
+    targets = np.concatenate([bl["targets"] for bl in blocks])[: sched.n_steps]
+    np.testing.assert_array_equal(inputs[valid], data.items[sched.position[valid]])
+    np.testing.assert_array_equal(targets[valid], data.items[sched.position[valid] + 1])
+    assert b.n_examples == int(valid.sum()) == data.n_examples  # n_sample > 0: nothing let go
+    support = np.log(data.support())
+    for bl in blocks:
+        assert bl["rows"].shape == (6, b.width) and bl["negatives"].shape == (6, 5)
+        for k in range(int(bl["n_steps"])):
+            v = bl["valid"][k]
+            rows = bl["rows"][k]
+            cols = rows[bl["column_pos"][k]]
+            np.testing.assert_array_equal(cols[:4][v], bl["targets"][k][v])
+            np.testing.assert_array_equal(cols[4:], bl["negatives"][k])
+            if shared:
+                np.testing.assert_array_equal(rows[bl["input_pos"][k]][v], bl["inputs"][k][v])
+            touched = set(bl["targets"][k][v]) | set(bl["negatives"][k])
+            if shared:
+                touched |= set(bl["inputs"][k][v])
+            assert set(rows.tolist()) == touched  # exactly the touched rows, no stray row
+            np.testing.assert_allclose(bl["column_log_q"][k][:4][v], support[bl["targets"][k][v]],
+                                       rtol=1e-6)
+            np.testing.assert_allclose(bl["column_log_q"][k][4:],
+                                       0.5 * support[bl["negatives"][k]], rtol=1e-6)
+
+
+def test_dataset_elements_and_new_negatives_each_epoch():
+    data = synthetic_data()
+    b = SessionParallelBatcher(data, batch_size=4, n_sample=8, block_steps=5, seed=1)
+    ds = b.dataset()
+    assert int(ds.cardinality()) == b.n_blocks
+    first = [e["negatives"].numpy() for e in ds]
+    second = [e["negatives"].numpy() for e in ds]
+    assert not np.array_equal(first[0], second[0])
+    e = next(iter(ds))
+    assert e["inputs"].shape == (5, 4) and e["column_pos"].shape == (5, 12)
+
+
+def test_batcher_rejects_bad_arguments():
+    data = synthetic_data()
+    with pytest.raises(ValueError, match="batch_size"):
+        SessionParallelBatcher(data, batch_size=0)

@@ -1,0 +1,189 @@
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tf_gru4rec.data import SessionData, SessionParallelBatcher, session_parallel_schedule
+from tf_gru4rec.losses import CrossEntropy
+from tf_gru4rec.model import GRU4Rec, GRUCell
+from tf_gru4rec.optimizers import AdagradM
+
+
+def small_model(embedding="shared", layers=(8, 6), n_items=15, **kw):
+    return GRU4Rec(n_items=n_items, layers=list(layers), embedding=embedding, batch_size=4, seed=3, **kw)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def test_gru_cell_equations():
+    cell = GRUCell(3, 2, seed=0)
+    rng = np.random.default_rng(0)
+    x, h = rng.normal(size=(4, 2)).astype(np.float32), rng.normal(size=(4, 3)).astype(np.float32)
+    cell.b.assign(rng.normal(size=9).astype(np.float32))
+    wx, wh, b = cell.wx.numpy(), cell.wh.numpy(), cell.b.numpy()
+    xp = x @ wx + b
+    r = sigmoid(xp[:, :3] + h @ wh[:, :3])
+    z = sigmoid(xp[:, 3:6] + h @ wh[:, 3:6])
+    c = np.tanh(xp[:, 6:] + (r * h) @ wh[:, 6:])
+    np.testing.assert_allclose(cell(x, h).numpy(), (1 - z) * h + z * c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("embedding, shapes", [
+    ("shared", {"wy": (15, 6), "by": (15,), "gru_0/wx": (6, 24)}),
+    ("none", {"wy": (15, 6), "gru_0/wx": (15, 24)}),
+    (5, {"wy": (15, 6), "e": (15, 5), "gru_0/wx": (5, 24)}),
+])
+def test_embedding_modes_and_config_round_trip(embedding, shapes):
+    model = small_model(embedding)
+    weights = {w.path.removeprefix("gru4rec/"): tuple(w.shape) for w in model.weights}
+    for name, shape in shapes.items():
+        assert weights[name] == shape, weights
+    assert weights["gru_1/wx"] == (8, 18)
+    assert model.state_size == 14
+    again = GRU4Rec.from_config(model.get_config())
+    assert again.get_config() == model.get_config()
+
+
+def test_init_ranges():
+    model = small_model()
+    limit = np.sqrt(6 / (15 + 6))
+    assert np.abs(model.wy.numpy()).max() <= limit and np.abs(model.wy.numpy()).max() > 0.5 * limit
+    assert np.all(model.by.numpy() == 0)
+
+
+def run_session_alone(model, items):
+    state = model.initial_state(1)
+    outs = []
+    for it in items:
+        state, h = model.step(tf.constant([it]), state)
+        outs.append(model.score_all(h).numpy()[0])
+    return np.array(outs)
+
+
+@pytest.mark.parametrize("embedding", ["shared", "none", 4])
+def test_scores_do_not_depend_on_slot_or_predecessor(embedding):
+    """Session-parallel inference (any batch size, any neighbours) equals each session alone."""
+    model = small_model(embedding)
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 6, size=9)
+    items = rng.integers(0, 15, size=lengths.sum()).astype(np.int32)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    alone = {s: run_session_alone(model, items[offsets[s]:offsets[s + 1] - 1]) for s in range(9)}
+    for batch_size in (1, 3, 5):
+        sched = session_parallel_schedule(offsets, batch_size)
+        state = model.initial_state(batch_size)
+        for t in range(sched.n_steps):
+            pos = sched.position[t]
+            state = tf.where(sched.reset[t][:, None], 0.0, state)
+            state, h = model.step(tf.constant(items[np.maximum(pos, 0)]), state)
+            scores = model.score_all(h).numpy()
+            for slot in np.flatnonzero(pos >= 0):
+                s = int(np.searchsorted(offsets, pos[slot], side="right") - 1)
+                np.testing.assert_allclose(scores[slot], alone[s][pos[slot] - offsets[s]], rtol=1e-5, atol=1e-6)
+
+
+def toy_data(n_sessions=12, n_items=10, seed=0):
+    rng = np.random.default_rng(seed)
+    rows, t = [], 0
+    for s in range(n_sessions):
+        for _ in range(rng.integers(2, 6)):
+            rows.append((s, 100 + int(rng.integers(n_items)), t))
+            t += 1
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
+@pytest.mark.parametrize("embedding", ["shared", 4, "none"])
+def test_training_resets_state_at_session_start(embedding):
+    """After a block, each slot's carried state equals its current session run alone from
+    zero (learning rate ~0 so the weights stay put): the reset happens on time."""
+    data = toy_data()
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=[5], embedding=embedding, batch_size=3, seed=1)
+    model.compile(optimizer=AdagradM(1e-30), loss=CrossEntropy())
+    batcher = SessionParallelBatcher(data, 3, n_sample=2, block_steps=7, inputs_in_rows=embedding == "shared")
+    block = next(batcher.blocks())
+    model.train_step({k: tf.constant(v) for k, v in block.items()})
+    sched = batcher.schedule
+    last = 6
+    for slot in range(3):
+        pos = sched.position[last, slot]
+        s = int(np.searchsorted(data.offsets, pos, side="right") - 1)
+        state = model.initial_state(1)
+        for p in range(data.offsets[s], pos + 1):
+            state, _ = model.step(tf.constant([data.items[p]]), state)
+        np.testing.assert_allclose(model.train_state.numpy()[slot], state.numpy()[0], atol=1e-6)
+
+
+def test_sampled_scores_equal_gathered_full_scores():
+    data = toy_data()
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=[6], batch_size=3, seed=2)
+    batcher = SessionParallelBatcher(data, 3, n_sample=4, block_steps=2, seed=0)
+    block = next(batcher.blocks())
+    batch = {k: tf.constant(v[0]) for k, v in block.items() if k != "n_steps"}
+    state = model.initial_state(3)
+    scores, new_state = model._sampled_scores(batch, state)
+    ref_state, h = model.step(tf.constant(block["inputs"][0]), state)
+    full = model.score_all(h).numpy()
+    cols = np.r_[block["targets"][0], block["negatives"][0]]
+    np.testing.assert_allclose(scores.numpy(), full[:, cols], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_state.numpy(), ref_state.numpy(), atol=1e-6)
+
+
+def test_dropout_only_in_training_and_rate_is_drop_probability():
+    model = small_model(dropout_p_hidden=0.75, layers=(2000,), n_items=3)
+    x = tf.ones([1, 2000])
+    u = tf.random.uniform([1, model._noise_width], seed=1)
+    state, h = model._advance(model._embed(tf.constant([0])), model.initial_state(1), u)
+    dropped = float(np.mean(h.numpy() == 0))
+    assert 0.70 < dropped < 0.80  # rate 0.75 drops 75%, not keeps 75%
+    s1, _ = model.step(tf.constant([0]), model.initial_state(1))
+    s2, _ = model.step(tf.constant([0]), model.initial_state(1))
+    np.testing.assert_array_equal(s1.numpy(), s2.numpy())
+    assert float(np.mean(s1.numpy() == 0)) < 0.01
+    del x
+
+
+@pytest.mark.parametrize("ids", [np.arange(100, 115), np.array([f"item-{i}" for i in range(15)])])
+def test_save_and_load_gives_identical_scores_and_item_map(tmp_path, ids):
+    model = GRU4Rec(item_ids=ids, layers=[7], batch_size=4, seed=5, embedding=3)
+    model.compile(optimizer=AdagradM(0.1, momentum=0.2), loss=CrossEntropy(logq=1.0))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(loaded.item_map.ids, ids)
+    sessions = [list(ids[[1, 4, 2]]), list(ids[[9]])]
+    a, b = model.recommend(sessions, k=5), loaded.recommend(sessions, k=5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert isinstance(loaded.loss, CrossEntropy) and loaded.loss.logq == 1.0
+    assert isinstance(loaded.optimizer, AdagradM) and loaded.optimizer.momentum == 0.2
+
+
+def test_recommend_maps_ids_skips_unknown_and_excludes_seen():
+    ids = np.arange(500, 515)
+    model = GRU4Rec(item_ids=ids, layers=[6], batch_size=2, seed=7)
+    (top, scores, report) = model.recommend([[503, 999, 507], [12345], []], k=4)
+    assert report["unknown"] == [[999], [12345], []] and report["empty"] == [1, 2]
+    state = model.initial_state(1)
+    for i in (3, 7):
+        state, h = model.step(tf.constant([i]), state)
+    full = model.score_all(h).numpy()[0]
+    order = np.argsort(-full)[:4]
+    np.testing.assert_array_equal(top[0], ids[order])
+    np.testing.assert_allclose(scores[0], full[order], rtol=1e-6)
+    np.testing.assert_allclose(scores[1], np.sort(model.by.numpy())[::-1][:4])
+    top_x, _, _ = model.recommend([[503, 507]], k=15, exclude_seen=True)
+    assert 503 not in top_x[0][:13] and 507 not in top_x[0][:13]
+
+
+def test_invalid_arguments_are_named():
+    with pytest.raises(ValueError, match="embedding"):
+        GRU4Rec(n_items=5, embedding="big")
+    with pytest.raises(ValueError, match="dropout_p_hidden"):
+        GRU4Rec(n_items=5, dropout_p_hidden=1.0)
+    with pytest.raises(ValueError, match="GRU4RecLoss"):
+        GRU4Rec(n_items=5).compile(loss=keras.losses.MeanSquaredError())
+    with pytest.raises(ValueError, match="Unknown loss 'mse'"):
+        GRU4Rec(n_items=5).compile(loss="mse")

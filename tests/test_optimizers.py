@@ -1,0 +1,96 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_gru4rec.optimizers import AdagradM
+
+LR, EPS = 0.1, 1e-6
+
+
+def reference_sparse(p, acc, vel, rows, g, momentum):
+    """The documented rule: acc += each slice's g^2; the velocity of a row decays once and
+    takes the sum of its slices' steps; the parameter moves once by the new velocity."""
+    p, acc, vel = p.copy(), acc.copy(), vel.copy()
+    np.add.at(acc, rows, g * g)
+    step = LR * g / np.sqrt(acc[rows] + EPS)
+    uniq = np.unique(rows)
+    if momentum:
+        vel[uniq] *= momentum
+        np.subtract.at(vel, rows, step)
+        p[uniq] += vel[uniq]
+    else:
+        np.subtract.at(p, rows, step)
+    return p, acc, vel
+
+
+def reference_dense(p, acc, vel, g, momentum):
+    acc = acc + g * g
+    step = LR * g / np.sqrt(acc + EPS)
+    if momentum:
+        vel = momentum * vel - step
+        return p + vel, acc, vel
+    return p - step, acc, vel
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+@pytest.mark.parametrize("jit", [False, True])
+def test_matches_numpy_over_steps_with_repeated_rows(momentum, jit):
+    rng = np.random.default_rng(0)
+    table0 = rng.normal(size=(12, 3)).astype(np.float32)
+    dense0 = rng.normal(size=(2, 3)).astype(np.float32)
+    table, dense = keras.Variable(table0), keras.Variable(dense0)
+    opt = AdagradM(learning_rate=LR, momentum=momentum)
+    opt.build([table, dense])
+
+    def apply(rows, g_rows, g_dense):
+        opt.apply([tf.IndexedSlices(g_rows, rows, tf.constant([12, 3])), g_dense], [table, dense])
+
+    apply_fn = tf.function(apply, jit_compile=True) if jit else apply
+    ref = [table0.astype(np.float64), np.zeros((12, 3)), np.zeros((12, 3))]
+    ref_d = [dense0.astype(np.float64), np.zeros((2, 3)), np.zeros((2, 3))]
+    touched = set()
+    for _ in range(5):
+        rows = rng.choice([1, 1, 4, 7, 7, 7, 9], size=6).astype(np.int32)  # repeats
+        touched |= set(rows.tolist())
+        g = rng.normal(size=(6, 3)).astype(np.float32)
+        gd = rng.normal(size=(2, 3)).astype(np.float32)
+        apply_fn(tf.constant(rows), tf.constant(g), tf.constant(gd))
+        ref = reference_sparse(*ref, rows, g.astype(np.float64), momentum)
+        ref_d = reference_dense(*ref_d, gd.astype(np.float64), momentum)
+    np.testing.assert_allclose(table.numpy(), ref[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dense.numpy(), ref_d[0], rtol=1e-5, atol=1e-6)
+    untouched = sorted(set(range(12)) - touched)
+    assert untouched
+    np.testing.assert_array_equal(table.numpy()[untouched], table0[untouched])  # bit-identical
+    i = opt._get_variable_index(table)
+    np.testing.assert_array_equal(opt._accumulators[i].numpy()[untouched], 0.0)
+    if momentum:
+        np.testing.assert_array_equal(opt._velocities[i].numpy()[untouched], 0.0)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_zero_gradient_repeats_of_a_row_change_nothing(momentum):
+    """The model pads each step's deduplicated rows by repeating the first row with zero
+    gradient; the result must equal the update on the distinct rows alone."""
+    rng = np.random.default_rng(1)
+    t0 = rng.normal(size=(6, 2)).astype(np.float32)
+    a, b = keras.Variable(t0), keras.Variable(t0)
+    opt_a, opt_b = AdagradM(LR, momentum=momentum), AdagradM(LR, momentum=momentum)
+    opt_a.build([a])
+    opt_b.build([b])
+    for _ in range(3):
+        g = rng.normal(size=(3, 2)).astype(np.float32)
+        opt_a.apply([tf.IndexedSlices(g, tf.constant([4, 0, 2]))], [a])
+        padded = np.concatenate([g, np.zeros((3, 2), np.float32)])
+        opt_b.apply([tf.IndexedSlices(padded, tf.constant([4, 0, 2, 4, 4, 4]))], [b])
+    # Equal up to float32 rounding (the scatter may sum the zero slices in another order).
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=0)
+
+
+def test_config_and_validation():
+    opt = AdagradM(learning_rate=0.2, momentum=0.4)
+    again = AdagradM.from_config(opt.get_config())
+    assert again.momentum == 0.4 and np.isclose(float(again.learning_rate), 0.2)
+    with pytest.raises(ValueError, match="momentum"):
+        AdagradM(momentum=1.0)
