@@ -6,7 +6,13 @@ The package reads as the algorithm: `data` (rows -> item map -> session-parallel
 -> `export` (SavedModel for TF Serving) -> `serving` (gRPC client).
 """
 
-from tf_gru4rec.data import (
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is not for users;
+# an explicit TF_CPP_MIN_LOG_LEVEL in the environment still wins.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tf_gru4rec.data import (  # noqa: E402
     Columns,
     DataError,
     ItemMap,
@@ -14,12 +20,12 @@ from tf_gru4rec.data import (
     SessionParallelBatcher,
     read_sessions,
 )
-from tf_gru4rec.evaluation import EvaluationCallback, Evaluator, evaluate
-from tf_gru4rec.losses import BPR, TOP1, BPRMax, CrossEntropy, GRU4RecLoss, TOP1Max
-from tf_gru4rec.model import GRU4Rec
-from tf_gru4rec.optimizers import AdagradM
-from tf_gru4rec.params import GRU4RecParams, ParamError, parse_params
-from tf_gru4rec.training import EventsPerSecond, TrainResult, train
+from tf_gru4rec.evaluation import EvaluationCallback, Evaluator, evaluate  # noqa: E402
+from tf_gru4rec.losses import BPR, TOP1, BPRMax, CrossEntropy, GRU4RecLoss, TOP1Max  # noqa: E402
+from tf_gru4rec.model import GRU4Rec  # noqa: E402
+from tf_gru4rec.optimizers import AdagradM  # noqa: E402
+from tf_gru4rec.params import GRU4RecParams, ParamError, parse_params  # noqa: E402
+from tf_gru4rec.training import EventsPerSecond, TrainResult, train  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -325,14 +325,20 @@ def unique_rows(item_lists: np.ndarray, width: int):
     K, L = item_lists.shape
     rows = np.zeros((K, width), dtype=np.int32)
     positions = np.zeros((K, L), dtype=np.int32)
-    for k in range(K):
-        present = item_lists[k] >= 0
-        u, inv = np.unique(item_lists[k][present], return_inverse=True)
-        if len(u) == 0:
-            continue
-        rows[k, : len(u)] = u
-        rows[k, len(u) :] = u[0]
-        positions[k, present] = inv
+    present = item_lists >= 0
+    if not present.any():
+        return rows, positions
+    base = int(item_lists.max()) + 1
+    step = np.broadcast_to(np.arange(K)[:, None], (K, L))[present]
+    # One sort for the whole block: keys order by step, then by item.
+    keys, inverse = np.unique(step * base + item_lists[present], return_inverse=True)
+    key_step, key_item = np.divmod(keys, base)
+    first = np.searchsorted(key_step, np.arange(K))  # each step's first key
+    rank = np.arange(len(keys)) - first[key_step]  # slot of each key within its step
+    has_rows = first < len(keys)
+    rows[has_rows] = key_item[first[has_rows]][:, None]  # padding repeats the first row
+    rows[key_step, rank] = key_item
+    positions[present] = rank[inverse]
     return rows, positions
 
 
