@@ -176,7 +176,7 @@ def test_every_example_once_per_epoch_except_the_tail():
 def test_unique_rows_positions_and_padding():
     items = np.array([[5, 3, 5, -1, 9], [2, 2, 2, 2, 2]])
     rows, pos = unique_rows(items, width=6)
-    assert rows[0].tolist() == [3, 5, 9, 3, 3, 3]
+    assert rows[0].tolist() == [3, 5, 9, 9, 9, 9]
     assert rows[1].tolist() == [2] * 6
     for k in range(2):
         present = items[k] >= 0

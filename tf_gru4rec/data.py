@@ -312,15 +312,17 @@ def unique_rows(item_lists: np.ndarray, width: int):
 
     Args:
         item_lists: int [K, L] items per step (inputs, targets, negatives; -1 = none).
-        width: static row count U >= L; padding repeats the step's first row.
+        width: static row count U >= L; padding repeats the step's last row, so each
+            step's rows stay sorted (the optimizer then skips its sort).
 
     Returns:
         rows int32 [K, U] and positions int32 [K, L] with rows[k, positions[k, j]] ==
         item_lists[k, j] (positions of -1 entries point at slot 0).
 
     Deduplicating here, in the input pipeline, means the model gathers each touched row
-    once and autodiff sums the gradient of repeated items, so the optimizer sees every
-    row once per step (the reference semantics) without a sort inside the compiled step.
+    once and autodiff sums the gradient of repeated items; the optimizer gets sorted rows
+    (padding: zero-gradient repeats of the last row) and needs no sort inside the
+    compiled step, where sorting is slow.
     """
     K, L = item_lists.shape
     rows = np.zeros((K, width), dtype=np.int32)
@@ -334,9 +336,10 @@ def unique_rows(item_lists: np.ndarray, width: int):
     keys, inverse = np.unique(step * base + item_lists[present], return_inverse=True)
     key_step, key_item = np.divmod(keys, base)
     first = np.searchsorted(key_step, np.arange(K))  # each step's first key
+    last = np.searchsorted(key_step, np.arange(K), side="right") - 1
     rank = np.arange(len(keys)) - first[key_step]  # slot of each key within its step
-    has_rows = first < len(keys)
-    rows[has_rows] = key_item[first[has_rows]][:, None]  # padding repeats the first row
+    has_rows = last >= first
+    rows[has_rows] = key_item[last[has_rows]][:, None]  # padding repeats the last row
     rows[key_step, rank] = key_item
     positions[present] = rank[inverse]
     return rows, positions

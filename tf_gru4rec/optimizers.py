@@ -11,6 +11,29 @@ def _native(variable):
     return variable.value if isinstance(variable, keras.Variable) else variable
 
 
+def sum_repeated_rows(rows, values):
+    """Per slice, the summed gradient of its row: (rows, g) -> (sorted rows, G) with
+    G[i] = sum of the slices of row rows[i]. Shapes stay static ([n] and [n, ...]).
+
+    Already-sorted rows (GRU4Rec's input pipeline emits them) skip the sort, which is
+    slow inside XLA; the cond runs only one branch.
+    """
+    n = tf.shape(rows)[0]
+    rows, values = tf.cond(
+        tf.reduce_all(rows[1:] >= rows[:-1]),
+        lambda: (rows, values),
+        lambda: _sorted_by(rows, values),
+    )
+    first = tf.concat([[True], rows[1:] != rows[:-1]], axis=0)
+    segment = tf.cumsum(tf.cast(first, tf.int32)) - 1
+    return rows, tf.gather(tf.math.unsorted_segment_sum(values, segment, n), segment)
+
+
+def _sorted_by(rows, values):
+    order = tf.argsort(rows, stable=True)
+    return tf.gather(rows, order), tf.gather(values, order)
+
+
 @keras.saving.register_keras_serializable("tf_gru4rec")
 class AdagradM(keras.optimizers.Optimizer):
     """Adagrad with momentum, updating only the touched rows of sparse gradients.
@@ -20,15 +43,11 @@ class AdagradM(keras.optimizers.Optimizer):
         (momentum 0: p -= lr * g / sqrt(acc + epsilon); no velocity slot is created).
 
     Row-sparse gradient (`tf.IndexedSlices`, e.g. from `tf.gather` of an item table):
-    the same rule on the listed rows only: accumulator, velocity and parameter of every
+    the same rule on the listed rows only; accumulator, velocity and parameter of every
     other row stay bit-identical (dense momentum on an item table would keep moving
-    every row). Repeated rows are handled without a sort (which is slow inside XLA):
-    the accumulator adds each slice's g^2, the velocity of the row decays once and takes
-    the sum of the slices' steps, and the parameter moves once by the new velocity.
-    With distinct rows this is exactly the rule above; `GRU4Rec` deduplicates the rows
-    of a step in its input pipeline, so training follows the reference semantics
-    (sum the slices, then update once). Slices with zero gradient repeating a row that
-    is also present with its real gradient change nothing.
+    every row). A row listed several times is updated once with the sum of its slices
+    (acc += (sum g)^2), the semantics of the official PyTorch GRU4Rec. Every slice of a
+    row computes the same new values, so the row scatters need no deduplication.
 
     Args:
         learning_rate: float or schedule.
@@ -74,17 +93,18 @@ class AdagradM(keras.optimizers.Optimizer):
             variable.assign_add(vel)
 
     def _sparse_update(self, variable, acc, vel, rows, g, lr):
+        rows, g = sum_repeated_rows(rows, g)
         acc, var = _native(acc), _native(variable)
-        acc.scatter_add(tf.IndexedSlices(tf.square(g), rows))
-        step = lr * g * tf.math.rsqrt(tf.gather(acc, rows) + self.epsilon)
+        new_acc = tf.gather(acc, rows) + tf.square(g)
+        step = lr * g * tf.math.rsqrt(new_acc + self.epsilon)
+        acc.scatter_update(tf.IndexedSlices(new_acc, rows))
         if vel is None:
-            var.scatter_sub(tf.IndexedSlices(step, rows))
+            var.scatter_update(tf.IndexedSlices(tf.gather(var, rows) - step, rows))
             return
         vel = _native(vel)
-        # Repeated rows write identical values here, so the decay happens once per row.
-        vel.scatter_update(tf.IndexedSlices(self.momentum * tf.gather(vel, rows), rows))
-        vel.scatter_sub(tf.IndexedSlices(step, rows))
-        var.scatter_update(tf.IndexedSlices(tf.gather(var, rows) + tf.gather(vel, rows), rows))
+        new_vel = self.momentum * tf.gather(vel, rows) - step
+        vel.scatter_update(tf.IndexedSlices(new_vel, rows))
+        var.scatter_update(tf.IndexedSlices(tf.gather(var, rows) + new_vel, rows))
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
