@@ -1,0 +1,304 @@
+"""Tests of the stateful serving behaviour and of tf_gru4rec.serving (client + local server).
+
+One tiny model is trained, saved as a model directory, loaded back (as the export CLI
+does) and exported once per module. The reference for every recommendation is the Keras
+model's offline `recommend` on the session's prefix (each session alone, from zero state).
+Each test loads its own fresh copy of the export, so session state never leaks between tests.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from tf_gru4rec import export, training
+from tf_gru4rec.serving import GRU4RecClient, start_local_server
+from tf_gru4rec.synthetic import synthetic_sessions
+
+PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
+K, H = 5, 16
+UNKNOWN = 5  # synthetic item ids are 1000 + 7 * i
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    trained = training.train(synthetic_sessions(n_sessions=300, n_items=60, seed=0), PARAMS, verbose=0)
+    path = training.save_model_dir(trained.model, tmp_path_factory.mktemp("model") / "gru4rec")
+    return training.load_model_dir(path)[0]
+
+
+@pytest.fixture(scope="module")
+def base(model, tmp_path_factory):
+    """Base path holding version 1 (capacity 1000)."""
+    base = tmp_path_factory.mktemp("export") / "gru4rec"
+    export.export_model(model, base, k=K, capacity=1000)
+    return base
+
+
+@pytest.fixture(scope="module")
+def small_export(model, tmp_path_factory):
+    return export.export_model(model, tmp_path_factory.mktemp("small") / "gru4rec", k=K, capacity=4)
+
+
+@pytest.fixture()
+def served(base):
+    """A freshly loaded export: no session state."""
+    return tf.saved_model.load(os.path.join(base, "1"))
+
+
+@pytest.fixture(scope="module")
+def server(base):
+    server, port = start_local_server(base, port=0)
+    yield f"127.0.0.1:{port}"
+    server.stop(grace=None)
+
+
+@pytest.fixture(scope="module")
+def sessions(model):
+    """100 new sessions in the training catalogue's id space (a few clicks may be unknown)."""
+    df = synthetic_sessions(n_sessions=100, n_items=70, seed=7)
+    return [g.tolist() for _, g in df.groupby("SessionId", sort=False)["ItemId"]]
+
+
+def stateful(loaded, session_ids, items, signature="stateful"):
+    out = loaded.signatures[signature](session_id=tf.constant([str(s) for s in session_ids]),
+                                       item_id=tf.constant(items, tf.int64))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def end(loaded, session_ids):
+    return loaded.signatures["end_session"](session_id=tf.constant(session_ids))["ended"].numpy()
+
+
+def assert_recommends(model, prefixes, item_ids, scores):
+    """Served (item_ids, scores) [n, k] equal offline top-k of each prefix run alone."""
+    ref_ids, ref_scores, _ = model.recommend(prefixes, k=np.shape(item_ids)[1])
+    np.testing.assert_array_equal(np.asarray(item_ids), ref_ids)
+    np.testing.assert_allclose(np.asarray(scores), ref_scores, atol=1e-5)
+
+
+def interleaved_events(sessions, seed):
+    """(session index, click position) of every click, sessions interleaved at random, each
+    session's clicks in order."""
+    clicks = np.repeat(np.arange(len(sessions)), list(map(len, sessions)))
+    order = np.random.default_rng(seed).permutation(clicks)
+    position = [0] * len(sessions)
+    events = []
+    for s in order:
+        events.append((int(s), position[s]))
+        position[s] += 1
+    return events
+
+
+# ----- stateful signature ------------------------------------------------------------------------
+def test_interleaved_sessions_one_click_per_request_match_offline(served, model, sessions):
+    assert len(sessions) == 100
+    events = interleaved_events(sessions, seed=1)
+    assert any(model.item_map.lookup([sessions[s][t] for s, t in events]) < 0)  # unknown clicks too
+    served_ids, served_scores, prefixes = [], [], []
+    for s, t in events:
+        out = stateful(served, [f"s{s}"], [sessions[s][t]])
+        served_ids.append(out["item_ids"][0])
+        served_scores.append(out["scores"][0])
+        prefixes.append(sessions[s][: t + 1])
+    assert_recommends(model, prefixes, served_ids, served_scores)
+    assert int(served.n_sessions()) == 100
+
+
+def test_interleaved_sessions_32_per_request_match_offline(served, model, sessions):
+    events = interleaved_events(sessions, seed=2)
+    served_ids, served_scores, prefixes = [], [], []
+    for start in range(0, len(events), 32):
+        chunk = events[start : start + 32]  # may hold one session twice: processed in order
+        out = stateful(served, [f"s{s}" for s, _ in chunk], [sessions[s][t] for s, t in chunk])
+        served_ids.extend(out["item_ids"])
+        served_scores.extend(out["scores"])
+        prefixes.extend(sessions[s][: t + 1] for s, t in chunk)
+    assert_recommends(model, prefixes, served_ids, served_scores)
+
+
+def test_fresh_load_holds_no_session(base, model):
+    a, b, c = model.item_map.ids[:3].tolist()
+    first = tf.saved_model.load(os.path.join(base, "1"))
+    assert int(first.n_sessions()) == 0
+    stateful(first, ["u", "u"], [a, b])
+    assert int(first.n_sessions()) == 1
+    second = tf.saved_model.load(os.path.join(base, "1"))  # as TF Serving loading a version
+    assert int(second.n_sessions()) == 0
+    new, continued = stateful(second, ["u"], [c]), stateful(first, ["u"], [c])
+    assert_recommends(model, [[c], [a, b, c]], [new["item_ids"][0], continued["item_ids"][0]],
+                      [new["scores"][0], continued["scores"][0]])
+
+
+def test_same_session_twice_in_one_request_is_processed_in_row_order(served, model):
+    a, b, c, d, e = model.item_map.ids[:5].tolist()
+    out = stateful(served, ["d", "e", "d", "d"], [a, b, c, d])
+    assert_recommends(model, [[a], [b], [a, c], [a, c, d]], out["item_ids"], out["scores"])
+    out = stateful(served, ["d"], [e])  # the request left the state after its last row
+    assert_recommends(model, [[a, c, d, e]], out["item_ids"], out["scores"])
+    assert int(served.n_sessions()) == 2
+
+
+def test_serving_default_is_stateful_and_shares_its_sessions(served, model):
+    a, b = model.item_map.ids[:2].tolist()
+    stateful(served, ["v"], [a])
+    out = stateful(served, ["v"], [b], signature="serving_default")
+    assert_recommends(model, [[a, b]], out["item_ids"], out["scores"])
+
+
+def test_end_session_frees_the_state(served, model):
+    a, b, c = model.item_map.ids[:3].tolist()
+    stateful(served, ["w", "x"], [a, a])
+    stateful(served, ["w"], [b])
+    np.testing.assert_array_equal(end(served, ["w", "never-seen"]), [True, False])
+    assert int(served.n_sessions()) == 1
+    np.testing.assert_array_equal(end(served, ["w"]), [False])
+    out = stateful(served, ["w", "x"], [c, c])  # w restarts from zero; x continues
+    assert_recommends(model, [[c], [a, c]], out["item_ids"], out["scores"])
+
+
+def test_least_recently_used_session_is_evicted_beyond_capacity(small_export, model):
+    served = tf.saved_model.load(small_export)
+    a, b, c = model.item_map.ids[:3].tolist()
+    for s in ["s0", "s1", "s2", "s3"]:
+        stateful(served, [s], [a])
+    stateful(served, ["s0"], [b])  # s1 is now the least recently used
+    assert int(served.n_sessions()) == 4
+    stateful(served, ["s4"], [a])  # a 5th session evicts s1
+    assert int(served.n_sessions()) == 4
+    np.testing.assert_array_equal(end(served, ["s1"]), [False])
+    # s1 restarts from zero (and evicts s2, now the oldest); s0 and s3 continue.
+    out = stateful(served, ["s1"], [c])
+    assert_recommends(model, [[c]], out["item_ids"], out["scores"])
+    out = stateful(served, ["s0", "s3"], [c, c])
+    assert_recommends(model, [[a, b, c], [a, c]], out["item_ids"], out["scores"])
+    ended = end(served, ["s2", "s0", "s1", "s3", "s4"])
+    np.testing.assert_array_equal(ended, [False, True, True, True, True])
+    assert int(served.n_sessions()) == 0
+
+
+def test_unknown_items_keep_the_state_and_are_flagged(served, model):
+    a, b = model.item_map.ids[:2].tolist()
+    out = stateful(served, ["y", "y", "y", "z"], [a, UNKNOWN, b, UNKNOWN])
+    np.testing.assert_array_equal(out["unknown_item"], [False, True, False, True])
+    # Recommendations of the session so far; an unknown first click gets an empty session's.
+    assert_recommends(model, [[a], [a], [a, b], []], out["item_ids"], out["scores"])
+    np.testing.assert_array_equal(out["item_ids"][1], out["item_ids"][0])
+
+
+# ----- gRPC: local server and client -------------------------------------------------------------
+def test_concurrent_clients_lose_and_mix_nothing(server, model, sessions):
+    n_threads, per_thread = 4, 8
+    results, errors = {}, []
+    barrier = threading.Barrier(n_threads)
+
+    def work(thread):
+        try:
+            mine = range(thread * per_thread, (thread + 1) * per_thread)
+            with GRU4RecClient(server, model_name="gru4rec") as client:
+                barrier.wait()
+                for t in range(max(len(sessions[s]) for s in mine)):
+                    for s in mine:
+                        if t < len(sessions[s]):
+                            results[s, t] = client.next_items(f"thread-{s}", sessions[s][t])
+        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert errors == []
+    keys = sorted(results)
+    assert len(keys) == sum(len(sessions[s]) for s in range(n_threads * per_thread))
+    assert_recommends(model, [sessions[s][: t + 1] for s, t in keys],
+                      [results[k][0] for k in keys], [results[k][1] for k in keys])
+
+
+def test_client_equals_in_process_signatures(server, served, model, sessions):
+    clicks = sessions[0]
+    with GRU4RecClient(server, model_name="gru4rec", version=1) as client:
+        assert (client.state_size, client.k) == (H, K)
+        state = None
+        for t, item in enumerate(clicks):
+            ids, scores = client.next_items("client-0", item)
+            local = stateful(served, ["client-0"], [item])
+            np.testing.assert_array_equal(ids, local["item_ids"][0])
+            np.testing.assert_allclose(scores, local["scores"][0], atol=1e-5)
+            step_ids, step_scores, state = client.step([item], state)
+            np.testing.assert_array_equal(step_ids[0], ids)
+            np.testing.assert_allclose(step_scores[0], scores, atol=1e-5)
+        ids, scores = client.next_items_batch(["client-1", "client-1"], clicks[:2], k=2)
+        assert ids.shape == (2, 2)
+        assert_recommends(model, [clicks[:1], clicks[:2]], ids, scores)
+        ended = client.end_sessions(["client-0", "client-1", "nobody"])
+        np.testing.assert_array_equal(ended, [True, True, False])
+        assert client.end_session("client-0") is False
+        with pytest.raises(ValueError, match="`k` should be in"):
+            client.next_items("client-2", clicks[0], k=K + 1)
+
+
+def test_score_items_through_client_equals_step_scores(server, model):
+    a, b = model.item_map.ids[:2].tolist()
+    with GRU4RecClient(server) as client:
+        ids, scores, state = client.step([a, b])
+        candidates = [[ids[0, 3], UNKNOWN, ids[0, 0]], [ids[1, 1], ids[1, 2], 7]]
+        cand_scores, known = client.score_items(state, candidates)
+    np.testing.assert_array_equal(known, [[True, False, True], [True, True, False]])
+    np.testing.assert_allclose(cand_scores[:, [0, 2]][0], scores[0, [3, 0]], atol=1e-5)
+    np.testing.assert_allclose(cand_scores[1, :2], scores[1, [1, 2]], atol=1e-5)
+    assert np.isneginf(cand_scores[[0, 1], [1, 2]]).all()
+
+
+def test_client_command_line_prints_recommendations(server, model):
+    a, b = model.item_map.ids[:2].tolist()
+    out = subprocess.run(
+        [sys.executable, "-m", "tf_gru4rec.serving.client", "--server", server, "--model", "gru4rec",
+         "--session", "cli-1", "--items", f"{a},{UNKNOWN},{b}", "--k", "3", "--end-session"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ref_ids, ref_scores, _ = model.recommend([[a], [a], [a, b]], k=3)
+
+    def line(item, row, flag=""):
+        recs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(ref_ids[row], ref_scores[row]))
+        return f"{item}{flag} -> {recs}"
+
+    unknown = line(UNKNOWN, 1, " [unknown item: state unchanged]")
+    assert out.stdout.splitlines() == [line(a, 0), unknown, line(b, 2)]
+    with GRU4RecClient(server) as client:
+        assert client.end_session("cli-1") is False  # --end-session freed it
+
+
+def test_local_server_answers_errors_like_tf_serving(server, base):
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server))
+
+    def code(name="gru4rec", signature="step", version=None, item_dtype=tf.int64):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = name, signature
+        if version is not None:
+            request.model_spec.version.value = version
+        request.inputs["item_id"].CopyFrom(tf.make_tensor_proto([1000], dtype=item_dtype))
+        request.inputs["state"].CopyFrom(tf.make_tensor_proto(np.zeros((1, H), np.float32)))
+        try:
+            response = stub.Predict(request, timeout=10)
+        except grpc.RpcError as e:
+            return e.code()
+        assert (response.model_spec.name, response.model_spec.version.value) == ("gru4rec", 1)
+        return grpc.StatusCode.OK
+
+    assert code() == grpc.StatusCode.OK
+    assert code(version=1) == grpc.StatusCode.OK
+    assert code(name="other") == grpc.StatusCode.NOT_FOUND
+    assert code(version=2) == grpc.StatusCode.NOT_FOUND
+    assert code(signature="nope") == grpc.StatusCode.INVALID_ARGUMENT
+    assert code(signature="score_items") == grpc.StatusCode.INVALID_ARGUMENT  # wrong input keys
+    assert code(item_dtype=tf.int32) == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(FileNotFoundError, match="no numeric version folder"):
+        start_local_server(os.path.dirname(base), port=0)

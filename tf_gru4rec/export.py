@@ -1,0 +1,385 @@
+"""Export a trained GRU4Rec as a SavedModel for TF Serving: `<out>/<version>/`.
+
+    python -m tf_gru4rec.export MODEL_DIR --out export/models/gru4rec [--version N] [--k 20]
+        [--capacity 100000]
+
+Signatures (B = request rows, H = state width, k = recommendations, C = candidates; "id" is
+int64 when the model was trained on integer ItemIds, string otherwise):
+
+    stateful (also serving_default)
+        in:  session_id string [B], item_id id [B]
+        out: item_ids id [B,k], scores float32 [B,k], unknown_item bool [B]
+    end_session
+        in:  session_id string [B]
+        out: ended bool [B] (whether the session had state)
+    step (stateless: the caller carries the state; a new session starts from zeros)
+        in:  item_id id [B], state float32 [B,H]
+        out: item_ids id [B,k], scores float32 [B,k], unknown_item bool [B], state float32 [B,H]
+    score_items (re-ranking)
+        in:  state float32 [B,H] (after the session's clicks), candidate_ids id [B,C]
+        out: scores float32 [B,C] (-inf for unknown ids), known bool [B,C]
+
+Behaviour:
+- Scores are GRU4Rec's raw output scores h . Wy[j] + By[j], the same as `GRU4Rec.score_all`.
+- Unknown item: the state is left unchanged, `unknown_item` is true, and the recommendations
+  are those of the session so far (of an empty session for a first click).
+- `stateful` keeps each session's state inside the SavedModel (`SessionStore`): a fresh load
+  holds no session. The same session id several times in one request is processed in row
+  order, as if the rows had been sent one request after another.
+- At most `capacity` sessions are kept; the least recently used are evicted (they restart
+  from the zero state).
+- Warm-up requests (`assets.extra/tf_serving_warmup_requests`) use only `step`, so a freshly
+  loaded server holds no session.
+
+The signatures call the model's own `step` / `score_all` on its variables; the SavedModel
+needs neither Python nor this package to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items")
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_BATCH_SIZES = (1, 32)
+
+
+class ExportError(ValueError):
+    """Invalid export arguments or an existing version folder; the message says which."""
+
+
+def occurrence_rank(keys):
+    """For keys [B], how many earlier rows hold the same key: int32 [B].
+
+    Example: [a, b, a, a] -> [0, 0, 1, 2]. Rows of one rank have distinct keys.
+    """
+    same = tf.equal(keys[:, None], keys[None, :])  # [B, B]
+    b = tf.shape(keys)[0]
+    earlier = tf.range(b)[None, :] < tf.range(b)[:, None]
+    return tf.reduce_sum(tf.cast(same & earlier, tf.int32), axis=1)
+
+
+class SessionStore(tf.Module):
+    """Hidden states of live sessions, keyed by session id, bounded by LRU eviction.
+
+    Two hash tables session id -> state [H] and session id -> last-used tick (a counter
+    bumped once per write). Each table operation is atomic, so concurrent requests for
+    different sessions never mix. When a request leaves more than `capacity` sessions, the
+    ones with the smallest ticks are removed (see `evict`); under concurrent requests
+    eviction can drop a few more than needed, never a wrong session's state.
+    """
+
+    def __init__(self, state_size, capacity):
+        super().__init__(name="sessions")
+        self.capacity, self.state_size = int(capacity), int(state_size)
+        self.states = tf.lookup.experimental.MutableHashTable(
+            tf.string, tf.float32, default_value=tf.zeros([state_size])
+        )
+        self.last_used = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+        self.clock = tf.Variable(0, dtype=tf.int64, trainable=False, name="clock")
+
+    def read(self, keys):
+        """Session ids [b] -> states [b, H]; the zero state for sessions not held."""
+        return tf.ensure_shape(self.states.lookup(keys), [None, self.state_size])
+
+    def write(self, keys, states):
+        """Stores states [b, H] of sessions [b] (distinct ids) and marks them used now."""
+        tick = self.clock.assign_add(1)
+        return tf.group(
+            self.states.insert(keys, states),
+            self.last_used.insert(keys, tf.fill(tf.shape(keys), tick)),
+        )
+
+    def remove(self, keys):
+        """Forgets sessions [b]; returns bool [b], whether each was held."""
+        held = tf.ensure_shape(self.last_used.lookup(keys) >= 0, keys.shape)
+        with tf.control_dependencies([held]):
+            removed = tf.group(self.states.remove(keys), self.last_used.remove(keys))
+        with tf.control_dependencies([removed]):
+            return tf.identity(held)
+
+    def evict(self):
+        """Over `capacity`, removes the least recently used sessions; returns how many.
+
+        Finding them scans every session (O(capacity)), so each scan frees the excess plus
+        1% of the capacity: at most one scan per `capacity // 100` new sessions.
+        """
+        excess = self.last_used.size() - self.capacity
+
+        def drop_oldest():
+            keys, ticks = self.last_used.export()
+            n = tf.minimum(excess + self.capacity // 100, tf.size(ticks, out_type=tf.int64))
+            oldest = tf.math.top_k(-ticks, tf.cast(n, tf.int32)).indices
+            return tf.reduce_sum(tf.cast(self.remove(tf.gather(keys, oldest)), tf.int64))
+
+        return tf.cond(excess > 0, drop_oldest, lambda: tf.constant(0, tf.int64))
+
+    def size(self):
+        return self.last_used.size()
+
+
+class ServingModule(tf.Module):
+    """The exported object: a GRU4Rec's weights, item map, session store and signatures.
+
+    The Keras model itself is not tracked (TF Serving has no Python): the signatures call
+    `model.step` / `model.score_all`, whose variables are tracked here, so only those
+    variables and the traced graphs are saved.
+
+    Args:
+        model: a trained `GRU4Rec`.
+        k: recommendations per row (at most the number of items).
+        capacity: most sessions `stateful` keeps.
+    """
+
+    def __init__(self, model, k=20, capacity=100_000):
+        super().__init__(name="gru4rec_serving")
+        ids = model.item_map.ids
+        self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
+        self.k = int(min(k, model.n_items))
+        self.state_size = int(model.state_size)
+        self.output_width = int(model.layer_sizes[-1])
+        self.model_variables = [w.value for w in model.trainable_weights]
+        self._model_step, self._score_all = model.step, model.score_all
+        self._wy, self._by = model.wy.value, model.by.value
+        self.item_ids = tf.Variable(ids, trainable=False, name="item_ids")
+        self.item_index = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(ids, self.id_dtype), tf.range(len(ids), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self.sessions = SessionStore(self.state_size, capacity)
+
+        ids_spec = lambda name, rank=1: tf.TensorSpec([None] * rank, self.id_dtype, name)
+        sessions_spec = tf.TensorSpec([None], tf.string, "session_id")
+        state_spec = tf.TensorSpec([None, self.state_size], tf.float32, "state")
+        self.stateful = tf.function(self._stateful, input_signature=[sessions_spec, ids_spec("item_id")])
+        self.end_session = tf.function(self._end_session, input_signature=[sessions_spec])
+        self.step = tf.function(self._step, input_signature=[ids_spec("item_id"), state_spec])
+        self.score_items = tf.function(
+            self._score_items, input_signature=[state_spec, ids_spec("candidate_ids", 2)]
+        )
+        self.n_sessions = tf.function(self.sessions.size, input_signature=[])
+
+    def signatures(self):
+        """Signature name -> concrete function, as `tf.saved_model.save` takes them."""
+        stateful = self.stateful.get_concrete_function()
+        return {
+            "stateful": stateful,
+            "serving_default": stateful,
+            "end_session": self.end_session.get_concrete_function(),
+            "step": self.step.get_concrete_function(),
+            "score_items": self.score_items.get_concrete_function(),
+        }
+
+    # ----- building blocks ------------------------------------------------------------
+    def _advance(self, index, state):
+        """One click: item indices [b] (-1 = unknown), state [b, H] -> new state [b, H].
+
+        Unknown clicks leave their row's state unchanged.
+        """
+        known = index >= 0
+        new_state, _ = self._model_step(tf.where(known, index, 0), state)
+        return tf.where(known[:, None], new_state, state)
+
+    def _recommend(self, state):
+        """State [b, H] -> (item ids [b, k], scores [b, k]).
+
+        The last layer's output, which the scores need, is the last d columns of the
+        state (inference has no dropout), so a state alone determines the ranking.
+        """
+        scores = self._score_all(state[:, -self.output_width :])
+        top = tf.math.top_k(scores, self.k)
+        return tf.gather(self.item_ids, top.indices), top.values
+
+    # ----- signatures -----------------------------------------------------------------
+    def _step(self, item_id, state):
+        index = self.item_index.lookup(item_id)
+        state = self._advance(index, state)
+        item_ids, scores = self._recommend(state)
+        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state}
+
+    def _stateful(self, session_id, item_id):
+        index = self.item_index.lookup(item_id)
+        rank = occurrence_rank(session_id)
+        n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
+
+        def one_round(r, states):
+            # Rows of rank r hold distinct sessions: read, advance, write back; the next
+            # round reads what this one wrote, so repeated ids are processed in row order.
+            rows = tf.where(rank == r)[:, 0]
+            keys = tf.gather(session_id, rows)
+            new = self._advance(tf.gather(index, rows), self.sessions.read(keys))
+            with tf.control_dependencies([self.sessions.write(keys, new)]):
+                return r + 1, tf.tensor_scatter_nd_update(states, rows[:, None], new)
+
+        states = tf.zeros([tf.shape(session_id)[0], self.state_size])
+        _, states = tf.while_loop(lambda r, _: r < n_rounds, one_round, (0, states))
+        with tf.control_dependencies([states]):
+            evicted = self.sessions.evict()
+        with tf.control_dependencies([evicted]):
+            item_ids, scores = self._recommend(states)
+        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0}
+
+    def _end_session(self, session_id):
+        return {"ended": self.sessions.remove(session_id)}
+
+    def _score_items(self, state, candidate_ids):
+        """Scores of candidates [b, C] given the state after the session's clicks.
+
+        Only the C candidate rows of the output table are read (re-ranking, not a full
+        catalogue pass); the formula is `score_all`'s, h . Wy[j] + By[j].
+        """
+        index = self.item_index.lookup(candidate_ids)
+        known = index >= 0
+        safe = tf.where(known, index, 0)
+        h = state[:, -self.output_width :]
+        scores = tf.einsum("bd,bcd->bc", h, tf.gather(self._wy, safe)) + tf.gather(self._by, safe)
+        return {"scores": tf.where(known, scores, -np.inf), "known": known}
+
+
+# ----- warm-up ----------------------------------------------------------------------------
+def warmup_requests(model_name, item_ids, state_size, batch_sizes=WARMUP_BATCH_SIZES):
+    """PredictionLog protos calling the stateless `step` signature (one per batch size).
+
+    Only `step`: warm-up must not leave sessions behind in a freshly loaded server.
+    """
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    logs = []
+    for b in batch_sizes:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.signature_name = "step"
+        clicks = np.resize(np.asarray(item_ids), b)
+        request.inputs["item_id"].CopyFrom(tf.make_tensor_proto(clicks))
+        request.inputs["state"].CopyFrom(tf.make_tensor_proto(np.zeros((b, state_size), np.float32)))
+        logs.append(
+            prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        )
+    return logs
+
+
+def write_warmup(version_dir, logs):
+    path = os.path.join(version_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    return path
+
+
+# ----- versions and the export itself -------------------------------------------------------
+def existing_versions(base):
+    """Numeric version folders under `base` (TF Serving's layout), ascending."""
+    if not os.path.isdir(base):
+        return []
+    names = os.listdir(base)
+    return sorted(int(n) for n in names if n.isdigit() and os.path.isdir(os.path.join(base, n)))
+
+
+def next_version(base):
+    return max(existing_versions(base), default=0) + 1
+
+
+def check_export_args(k, capacity, version=None):
+    """Raises ExportError unless k, capacity and version (when given) are positive ints."""
+    given = {"k": k, "capacity": capacity} | ({} if version is None else {"version": version})
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ExportError(f"`{name}` should be a positive int. Received: `{name}` = {value!r}.")
+
+
+def export_model(model, out, version=None, k=20, capacity=100_000):
+    """Writes `model` as `<out>/<version>/` (SavedModel + warm-up requests); returns that path.
+
+    The version folder is written under a temporary name in `out` (not numeric, so TF
+    Serving ignores it) and renamed when complete: a server never sees half a model, and
+    a failed export leaves nothing behind.
+
+    Args:
+        model: a trained `GRU4Rec`.
+        out: the model's base path (TF Serving's `--model_base_path`).
+        version: positive int; default one more than the highest existing version, or 1.
+        k: recommendations per row.
+        capacity: most sessions the `stateful` signature keeps (LRU eviction beyond).
+    """
+    check_export_args(k, capacity, version)
+    out = os.path.abspath(os.fspath(out))
+    os.makedirs(out, exist_ok=True)
+    version = next_version(out) if version is None else int(version)
+    final = os.path.join(out, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"{final} already exists (versions present: {existing_versions(out)})")
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out)
+    try:
+        module = ServingModule(model, k=k, capacity=capacity)
+        tf.saved_model.save(module, tmp, signatures=module.signatures())
+        write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
+        os.chmod(tmp, 0o755)  # mkdtemp's folder is private; the server may run as another user
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def describe_signatures(signatures):
+    """Text table of signature name -> inputs and outputs (key dtype shape)."""
+
+    def spec(key, s):
+        dims = ",".join("-1" if d is None else str(d) for d in s.shape.as_list())
+        return f"{key} {s.dtype.name}[{dims}]"
+
+    lines = []
+    for name, fn in signatures.items():
+        inputs = ", ".join(spec(key, s) for key, s in sorted(fn.structured_input_signature[1].items()))
+        outputs = ", ".join(spec(key, s) for key, s in sorted(fn.structured_outputs.items()))
+        lines.append(f"{name:16s} inputs: {inputs}\n{'':16s} outputs: {outputs}")
+    return "\n".join(lines)
+
+
+# ----- command line ---------------------------------------------------------------------------
+def _load(model_dir):
+    from tf_gru4rec.training import load_model_dir
+
+    try:
+        return load_model_dir(model_dir)[0]
+    except ValueError as e:  # a file Keras cannot read
+        raise ExportError(f"{model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv=None):
+    parser = _Parser(prog="python -m tf_gru4rec.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", help="model directory (training.save_model_dir)")
+    parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")
+    parser.add_argument("--version", type=int, default=None, help="default: highest existing + 1")
+    parser.add_argument("--k", type=int, default=20, help="recommendations per request row")
+    parser.add_argument("--capacity", type=int, default=100_000, help="most sessions kept")
+    args = parser.parse_args(argv)
+    try:
+        check_export_args(args.k, args.capacity, args.version)
+        model = _load(args.model_dir)
+        path = export_model(model, args.out, args.version, k=args.k, capacity=args.capacity)
+    except (ExportError, OSError) as e:
+        parser.error(str(e).splitlines()[0])
+    module = tf.saved_model.load(path)
+    print(f"exported {path} (version {os.path.basename(path)})")
+    print(describe_signatures(module.signatures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
