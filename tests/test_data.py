@@ -69,6 +69,7 @@ def test_item_map_lookup():
     m = ItemMap([30, 10, 20])
     assert m.lookup([10, 99, 30]).tolist() == [1, -1, 0]
     assert m.lookup(["x"]).tolist() == [-1]  # wrong id type: unknown, not a crash
+    assert m.lookup(["10", "abc", 20.0, 20.5]).tolist() == [1, -1, 2, -1]
     s = ItemMap(["a", "b"])
     assert s.lookup(["b", "zz"]).tolist() == [1, -1]
     with pytest.raises(DataError, match="unique"):

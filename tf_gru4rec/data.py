@@ -153,11 +153,13 @@ class ItemMap:
         """Original ids -> indices (int64); unknown ids map to -1."""
         ids = np.asarray(ids)
         if self.is_integer and ids.dtype.kind not in "iu":
-            try:
-                ids = ids.astype(np.int64)
-            except (ValueError, TypeError):
-                return np.full(len(ids), -1, dtype=np.int64)
-        elif not self.is_integer:
+            # Per element: an id that is no integer is unknown, the others still map.
+            as_int = pd.to_numeric(pd.Series(ids, dtype=object), errors="coerce").to_numpy()
+            whole = ~np.isnan(as_int) & (as_int == np.round(np.nan_to_num(as_int)))
+            out = np.full(len(ids), -1, dtype=np.int64)
+            out[whole] = self._index.get_indexer(as_int[whole].astype(np.int64))
+            return out
+        if not self.is_integer:
             ids = ids.astype(str)
         return self._index.get_indexer(ids).astype(np.int64)
 

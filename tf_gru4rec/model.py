@@ -234,6 +234,8 @@ class GRU4Rec(keras.Model):
             if noise is not None and self.dropout_p_hidden
             else [None] * len(self.cells)
         )
+        # A state fed through a SavedModel signature may come without a static shape.
+        state = tf.ensure_shape(state, [None, self.state_size])
         states = tf.split(state, self.layer_sizes, axis=1)
         new_states = []
         for cell, h, u in zip(self.cells, states, hidden_noise):
