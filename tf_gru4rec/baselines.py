@@ -1,0 +1,280 @@
+"""The baselines GRU4Rec is compared against: Pop, SessionPop and item-kNN.
+
+Each baseline is fitted on the training rows and scores ALL training items for every
+test event, exactly like the model: `evaluate_baseline` maps the test data with the
+baseline's item map (the training data's, so unknown test items are skipped and counted
+the same way), then ranks the target with `evaluation.target_ranks` and sums the metrics
+with `evaluation.metric_sums` (same tie modes, same Recall@k / MRR@k). Everything is
+vectorised: a batch of b test events is scored as one dense float64 [b, N] array.
+
+Scores of the test event at position p of a session that starts at position s
+(`items` = the test session's known items, `supp` = training clicks per item):
+
+    Pop         score(j) = supp_j
+    SessionPop  score(j) = count of j in items[s..p] * (max(supp) + 1) + supp_j
+                (= (max(supp) + 1) * (session count + supp_j / (max(supp) + 1)): the
+                session count decides, global popularity breaks its ties; kept integral
+                so ties are exact)
+    ItemKNN     score(j) = sim(items[p], j), 0 outside the last item's neighbours
+
+Example:
+    >>> knn = ItemKNN().fit(train_df)
+    >>> evaluate_baseline(knn, test_df)["recall@20"]
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tf_gru4rec.data import SessionData
+from tf_gru4rec.evaluation import TIE_MODES, as_session_data, metric_sums, summarize, target_ranks
+
+
+def prediction_events(offsets: np.ndarray):
+    """Every event that has a next one in its session: (session starts [E], positions [E]).
+
+    For sessions `items[offsets[k]:offsets[k+1]]`, E = n_events - n_sessions; the target
+    of the event at `positions[e]` is the event after it.
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    positions = np.delete(np.arange(offsets[-1]), offsets[1:] - 1)
+    starts = np.repeat(offsets[:-1], lengths - 1)
+    return starts, positions
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(starts[k], starts[k] + lengths[k]) over k."""
+    begin = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + np.arange(lengths.sum()) - begin
+
+
+def _powers(base: np.ndarray, exponent: float) -> np.ndarray:
+    """base ** exponent element-wise with the C library's scalar pow.
+
+    numpy's SIMD pow differs from it in the last bit for some inputs, and by CPU; the
+    scalar one gives the same similarities (and so the same ties) on every machine.
+    """
+    return np.array([b**exponent for b in base.tolist()], dtype=np.float64)
+
+
+class Baseline:
+    """Base of the baselines: `fit` keeps the item map and supports, `score` ranks items.
+
+    Attributes (after `fit`):
+        item_map: the training data's item map (indices of all scores).
+        support: float64 [N], training clicks per item.
+    """
+
+    name = "baseline"
+
+    def __init__(self):
+        self.item_map = None
+        self.support = None
+
+    def fit(self, train) -> Baseline:
+        """Fits on training rows (DataFrame with SessionId, ItemId, Time) or SessionData.
+
+        Rows go through `SessionData.from_frame` as for GRU4Rec's training (sessions of one
+        event are dropped), so a baseline and a model fitted on the same rows share their
+        item map.
+        """
+        if not isinstance(train, SessionData):
+            if not isinstance(train, pd.DataFrame):
+                raise TypeError(
+                    "`train` should be a pandas DataFrame or SessionData. "
+                    f"Received: `train` of type {type(train).__name__}."
+                )
+            train = SessionData.from_frame(train, source="training data")
+        self.item_map = train.item_map
+        self.support = train.support()
+        self._fit(train)
+        return self
+
+    def _fit(self, data: SessionData):
+        """Model-specific fitting (nothing beyond the supports by default)."""
+
+    def score(self, items: np.ndarray, starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Scores of all N items after the events `items[positions]`: float64 [b, N].
+
+        Args:
+            items: int [n_events] item indices of the test sessions, back to back.
+            starts: int [b] first position of each event's session.
+            positions: int [b] position of each event (the session so far is
+                items[starts[k] : positions[k] + 1]).
+        """
+        raise NotImplementedError
+
+
+class Pop(Baseline):
+    """Global popularity: score(j) = training clicks of j, the same for every event."""
+
+    name = "Pop"
+
+    def score(self, items, starts, positions):
+        return np.broadcast_to(self.support, (len(positions), len(self.support)))
+
+
+class SessionPop(Baseline):
+    """Popularity within the session so far, ties broken by global popularity.
+
+    score(j) = n_j * (max_supp + 1) + supp_j, n_j = clicks of j in the session up to and
+    including the current event; i.e. n_j + supp_j / (max_supp + 1) scaled to integers.
+    """
+
+    name = "SessionPop"
+
+    def score(self, items, starts, positions):
+        scores = np.tile(self.support, (len(positions), 1))
+        lengths = positions - starts + 1
+        rows = np.repeat(np.arange(len(positions)), lengths)
+        np.add.at(scores, (rows, items[_ranges(starts, lengths)]), self.support.max() + 1.0)
+        return scores
+
+
+class ItemKNN(Baseline):
+    """Item-to-item kNN: recommends the items most similar to the session's last item.
+
+        sim(i, j) = C_ij / ((supp_i + lambda)^alpha * (supp_j + lambda)^(1 - alpha)),
+        C_ij = sum over training sessions s of n_is * n_js  (i != j; sim(i, i) = 0)
+
+    with n_is the clicks of i in session s and supp_i the training clicks of i. C counts
+    co-occurring EVENT pairs, as the reference baseline does (an item clicked twice in a
+    session counts twice). For each item i only the `n_neighbors` largest sim(i, .) are
+    kept (ties at the cut: smaller item index first); every other item scores 0. Row i
+    is the query (last) item, so with alpha != 0.5 the similarity is asymmetric.
+
+    Stored like a CSR matrix: the neighbours of item i are `neighbors[indptr[i]:indptr[i+1]]`
+    with similarities `similarity[indptr[i]:indptr[i+1]]`, most similar first.
+
+    Args:
+        n_neighbors: neighbours kept per item (100).
+        lambda_: support regularisation (20).
+        alpha: exponent balancing the two supports (0.5: cosine-like).
+        max_pairs: event pairs expanded at once while counting co-occurrences (memory
+            bound; sessions are processed in chunks of about this many pairs).
+    """
+
+    name = "Item-kNN"
+
+    def __init__(self, n_neighbors=100, lambda_=20.0, alpha=0.5, max_pairs=20_000_000):
+        super().__init__()
+        if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 1:
+            raise ValueError(
+                f"`n_neighbors` should be a positive int. Received: `n_neighbors` = {n_neighbors!r}."
+            )
+        if not lambda_ >= 0:
+            raise ValueError(f"`lambda_` should be >= 0. Received: `lambda_` = {lambda_!r}.")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"`alpha` should be in [0, 1]. Received: `alpha` = {alpha!r}.")
+        if int(max_pairs) < 1:
+            raise ValueError(f"`max_pairs` should be a positive int. Received: `max_pairs` = {max_pairs!r}.")
+        self.n_neighbors = int(n_neighbors)
+        self.lambda_ = float(lambda_)
+        self.alpha = float(alpha)
+        self.max_pairs = int(max_pairs)
+
+    def _fit(self, data):
+        n = len(self.item_map)
+        i, j, count = self._cooccurrence(data, n)
+        left = _powers(self.support + self.lambda_, self.alpha)  # [N], per query item
+        right = _powers(self.support + self.lambda_, 1.0 - self.alpha)  # [N], per candidate
+        sim = count / (left[i] * right[j])
+        order = np.lexsort((j, -sim, i))  # by row, then most similar, then smaller index
+        i, j, sim = i[order], j[order], sim[order]
+        rank = np.arange(len(i)) - np.searchsorted(i, i)  # position within the row
+        keep = rank < self.n_neighbors
+        self.neighbors = j[keep].astype(np.int32)
+        self.similarity = sim[keep]
+        self.indptr = np.r_[0, np.cumsum(np.bincount(i[keep], minlength=n))].astype(np.int64)
+
+    def _cooccurrence(self, data, n):
+        """Non-zero C_ij, i != j: (i [P], j [P], count float64 [P]), sorted by (i, j).
+
+        All event pairs of a session are expanded (sum of length^2 pairs), in chunks of
+        whole sessions of at most about `max_pairs` pairs; counts are merged by key i*N+j.
+        """
+        lengths = np.diff(data.offsets)
+        chunk = np.cumsum(lengths.astype(np.int64) ** 2) // self.max_pairs  # per session
+        bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, len(lengths)]
+        keys, counts = [], []
+        for lo, hi in itertools.pairwise(bounds):
+            start, length = data.offsets[lo:hi], lengths[lo:hi]
+            per_event = np.repeat(length, length)  # each event is paired with its session's
+            a = data.items[np.repeat(_ranges(start, length), per_event)]
+            b = data.items[_ranges(np.repeat(start, length), per_event)]
+            key = a.astype(np.int64)[a != b] * n + b[a != b]
+            k, cnt = np.unique(key, return_counts=True)
+            keys.append(k)
+            counts.append(cnt)
+        key, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+        count = np.bincount(inverse, weights=np.concatenate(counts).astype(np.float64))
+        return key // n, key % n, count
+
+    def similarities(self, query: np.ndarray) -> np.ndarray:
+        """Dense similarity rows sim(query[k], .) of item indices query [b]: float64 [b, N]."""
+        query = np.asarray(query, dtype=np.int64)
+        lengths = self.indptr[query + 1] - self.indptr[query]
+        flat = _ranges(self.indptr[query], lengths)
+        scores = np.zeros((len(query), len(self.item_map)))
+        scores[np.repeat(np.arange(len(query)), lengths), self.neighbors[flat]] = self.similarity[flat]
+        return scores
+
+    def score(self, items, starts, positions):
+        return self.similarities(items[positions])
+
+
+BASELINES = {"pop": Pop, "session-pop": SessionPop, "itemknn": ItemKNN}
+
+
+def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conservative",
+                      batch_size=512, verbose=0) -> dict:
+    """Recall@k / MRR@k of a fitted baseline on `test`, like `evaluation.evaluate`.
+
+    Args:
+        model: a fitted `Baseline`.
+        test: test rows (DataFrame) or SessionData built with `model.item_map`.
+        cutoffs: the k of Recall@k / MRR@k.
+        mode: tie handling, one of `evaluation.TIE_MODES`.
+        batch_size: test events scored at once (memory: 8 * batch_size * N bytes).
+        verbose: 1 shows a Keras progress bar.
+
+    Returns:
+        The keys of `evaluation.evaluate`: recall@k, mrr@k for every k, n_events,
+        skipped_unknown, skipped_sessions, eval_seconds.
+    """
+    if model.item_map is None:
+        raise ValueError(f"{type(model).__name__} is not fitted: call `fit(train)` first.")
+    if mode not in TIE_MODES:
+        raise ValueError(f"`mode` should be one of {TIE_MODES}. Received: `mode` = {mode!r}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` should be a positive int. Received: `batch_size` = {batch_size!r}.")
+    cutoffs = tuple(int(k) for k in cutoffs)
+    start_time = time.perf_counter()
+    data = as_session_data(test, model.item_map)
+    starts, positions = prediction_events(data.offsets)
+    targets = data.items[positions + 1]
+    hits, rr = np.zeros(len(cutoffs)), np.zeros(len(cutoffs))
+    progress = keras.utils.Progbar(len(positions), verbose=verbose, unit_name="event")
+    for s in range(0, len(positions), int(batch_size)):
+        batch = slice(s, s + int(batch_size))
+        scores = model.score(data.items, starts[batch], positions[batch])
+        ranks = target_ranks(scores, targets[batch], mode)
+        dh, dr = metric_sums(ranks, tf.ones_like(ranks, dtype=tf.bool), cutoffs)
+        hits += dh.numpy()
+        rr += dr.numpy()
+        progress.add(len(scores))
+    return summarize(
+        hits, rr, len(positions), cutoffs,
+        {
+            "skipped_unknown": data.skipped_unknown,
+            "skipped_sessions": data.skipped_sessions,
+            "eval_seconds": time.perf_counter() - start_time,
+        },
+    )
