@@ -3,54 +3,38 @@
 The package reads as the algorithm: `data` (rows -> item map -> session-parallel blocks)
 -> `sampling` (extra negatives) -> `model` (GRU4Rec) -> `losses` -> `optimizers` (AdagradM)
 -> `training` (Keras fit glue) -> `evaluation` (Recall@k / MRR@k) -> `baselines`
--> `export` (SavedModel for TF Serving) -> `serving` (gRPC client).
+-> `export` (SavedModel for TF Serving) -> `serving` (gRPC client, local test server).
+Command lines: `train`, `evaluate`, `preprocess`, `tune`, `export`, `serving.client`.
+
+The names below are imported on first use, so `python -m tf_gru4rec.preprocess` and other
+commands that need no TensorFlow do not pay for importing it.
 """
 
-import os as _os
-
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is not for users;
-# an explicit TF_CPP_MIN_LOG_LEVEL in the environment still wins.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from tf_gru4rec.data import (  # noqa: E402
-    Columns,
-    DataError,
-    ItemMap,
-    SessionData,
-    SessionParallelBatcher,
-    read_sessions,
-)
-from tf_gru4rec.evaluation import EvaluationCallback, Evaluator, evaluate  # noqa: E402
-from tf_gru4rec.losses import BPR, TOP1, BPRMax, CrossEntropy, GRU4RecLoss, TOP1Max  # noqa: E402
-from tf_gru4rec.model import GRU4Rec  # noqa: E402
-from tf_gru4rec.optimizers import AdagradM  # noqa: E402
-from tf_gru4rec.params import GRU4RecParams, ParamError, parse_params  # noqa: E402
-from tf_gru4rec.training import EventsPerSecond, TrainResult, train  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdagradM",
-    "BPR",
-    "BPRMax",
-    "Columns",
-    "CrossEntropy",
-    "DataError",
-    "EvaluationCallback",
-    "Evaluator",
-    "EventsPerSecond",
-    "GRU4Rec",
-    "GRU4RecLoss",
-    "GRU4RecParams",
-    "ItemMap",
-    "ParamError",
-    "SessionData",
-    "SessionParallelBatcher",
-    "TOP1",
-    "TOP1Max",
-    "TrainResult",
-    "evaluate",
-    "parse_params",
-    "read_sessions",
-    "train",
-]
+_EXPORTS = {
+    "data": ["Columns", "DataError", "ItemMap", "SessionData", "SessionParallelBatcher", "read_sessions"],
+    "evaluation": ["EvaluationCallback", "Evaluator", "evaluate"],
+    "losses": ["BPR", "BPRMax", "CrossEntropy", "GRU4RecLoss", "TOP1", "TOP1Max"],
+    "model": ["GRU4Rec"],
+    "optimizers": ["AdagradM"],
+    "params": ["GRU4RecParams", "ParamError", "parse_params"],
+    "training": ["EventsPerSecond", "TrainResult", "load_model_dir", "save_model_dir", "train"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"tf_gru4rec.{_MODULE_OF[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tf_gru4rec' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
