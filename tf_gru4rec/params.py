@@ -130,7 +130,8 @@ def _convert(name, value):
             return float(value)
         return str(value).strip()
     except (TypeError, ValueError):
-        raise ParamError(f"invalid value for {name}: {value!r} (expected {kind})") from None
+        expected = "layer sizes separated by '/', e.g. 100/100" if name == "layers" else kind
+        raise ParamError(f"invalid value for {name}: {value!r} (expected {expected})") from None
 
 
 def _to_int(v):
