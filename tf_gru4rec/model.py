@@ -313,9 +313,10 @@ class GRU4Rec(keras.Model):
             items = tf.where(batch["valid"], batch["inputs"], batch["inputs"][first_active])
             x = self._embed(items)
         new_state, h = self._advance(x, state, noise)
-        columns = tf.gather(wy_rows, batch["column_pos"])  # [B + S, d]
-        scores = tf.matmul(h, columns, transpose_b=True) + tf.gather(by_rows, batch["column_pos"])
-        return scores, new_state
+        # Score the distinct rows, then pick the columns: gathering [B, U] scores is cheaper
+        # than gathering [B + S, d] row vectors (and its gradient a smaller scatter).
+        row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
+        return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
 
     def train_step(self, data):
         n_steps = data["n_steps"]
