@@ -33,13 +33,16 @@ def target_ranks(scores, targets, mode="conservative"):
     if mode not in TIE_MODES:
         raise ValueError(f"Unknown tie mode {mode!r}. Expected one of {TIE_MODES}.")
     target = tf.gather(scores, targets, batch_dims=1)[:, None]
-    greater = tf.reduce_sum(tf.cast(scores > target, tf.float32), axis=1)
+
+    def count(mask):
+        return tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
+
+    if mode == "conservative":  # one pass over the scores: the target counts itself
+        return count(scores >= target)
+    greater = count(scores > target)
     if mode == "standard":
         return 1.0 + greater
-    equal = tf.reduce_sum(tf.cast(scores == target, tf.float32), axis=1)  # target included
-    if mode == "conservative":
-        return greater + equal
-    return 1.0 + greater + (equal - 1.0) / 2.0
+    return 1.0 + greater + (count(scores == target) - 1.0) / 2.0
 
 
 def metric_sums(ranks, valid, cutoffs):
