@@ -113,7 +113,7 @@ class Evaluator:
     def _compile(self, model):
         cutoffs, mode = self.cutoffs, self.mode
 
-        @tf.function(jit_compile=True)
+        @tf.function(jit_compile=True, autograph=False)  # explicit while_loop: nothing to convert
         def block(inputs, targets, reset, valid, n_steps, state):
             def body(t, state, hits, rr):
                 state = tf.where(reset[t][:, None], 0.0, state)
