@@ -110,7 +110,9 @@ def test_saved_model_records_params_and_evaluates_the_same(files, trained, capsy
     # --params overrides the file; the model directory records the parameters used.
     saved = json.loads((trained["model_dir"] / "params.json").read_text())["params"]
     assert parse_params(saved) == parse_params(TINY)
-    assert any(trained["logdir"].rglob("events.out.tfevents.*"))
+    assert any((trained["logdir"] / "train").glob("events.out.tfevents.*"))
+    assert any((trained["logdir"] / "validation").glob("events.out.tfevents.*"))  # val curves
+    assert (trained["logdir"] / "train" / "metadata.tsv").exists()  # projector
     status, out, err = run(evaluate_main, [trained["model_dir"], files["test"], files["test2"],
                                            "--json"], capsys)
     assert status == 0, err

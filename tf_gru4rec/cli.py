@@ -190,7 +190,9 @@ def train_parser() -> ArgumentParser:
     parser.add_argument("--baselines", nargs="+", default=None, choices=sorted(baselines.BASELINES),
                         metavar="NAME", help="also evaluate these baselines: "
                         f"{', '.join(sorted(baselines.BASELINES))} (demo default: pop itemknn)")
-    parser.add_argument("--tensorboard", metavar="LOGDIR", help="write TensorBoard logs here")
+    parser.add_argument("--tensorboard", metavar="LOGDIR",
+                        help="write TensorBoard logs here (with validation curves on the first "
+                             "--test file, evaluated after every epoch, which adds to train_seconds)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     add_eval_options(parser)
     add_data_options(parser)
@@ -217,9 +219,14 @@ def _train_command(argv):
              for path, df in test_frames]
     log(f"training on {train_data.n_events} clicks, {train_data.n_sessions} sessions, "
         f"{len(train_data.item_map)} items: {params.to_string()}")
-    callbacks = [keras.callbacks.TensorBoard(args.tensorboard)] if args.tensorboard else []
+    callbacks, validation = [], None
+    if args.tensorboard:  # per-block loss, validation curves (first test file), projector
+        callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
+                     training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
+        validation = tests[0][1] if tests else None
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
-        result = training.train(train_data, params, callbacks=callbacks,
+        result = training.train(train_data, params, validation=validation, callbacks=callbacks,
+                                cutoffs=args.cutoffs, mode=args.eval_mode,
                                 verbose=0 if args.quiet else "auto")
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s")
