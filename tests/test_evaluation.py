@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tf_gru4rec.data import DataError, ItemMap
-from tf_gru4rec.evaluation import EvaluationCallback, Evaluator, evaluate, target_ranks
+from tf_gru4rec.evaluation import Evaluator, evaluate, target_ranks
 
 N = 12
 

@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 
 import numpy as np
 import tensorflow as tf
+
+from tf_gru4rec.files import atomic_directory
 
 SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -318,16 +318,10 @@ def export_model(model, out, version=None, k=20, capacity=100_000):
     final = os.path.join(out, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final} already exists (versions present: {existing_versions(out)})")
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=out)
-    try:
+    with atomic_directory(final, prefix=f".tmp-{version}-") as tmp:
         module = ServingModule(model, k=k, capacity=capacity)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
-        os.chmod(tmp, 0o755)  # mkdtemp's folder is private; the server may run as another user
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return final
 
 

@@ -6,6 +6,8 @@ Keras: `GRU4Rec.compile` + `model.fit` on `SessionParallelBatcher.dataset()`.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import dataclass
 
@@ -14,6 +16,7 @@ import pandas as pd
 
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
+from tf_gru4rec.files import atomic_directory
 from tf_gru4rec.params import GRU4RecParams, parse_params
 
 
@@ -91,28 +94,13 @@ def save_model_dir(model, path, params: GRU4RecParams | None = None) -> str:
     Written to a temporary sibling folder and renamed, so no reader sees half a model;
     an existing directory at `path` is replaced.
     """
-    import json
-    import os
-    import shutil
-    import tempfile
-
-    path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=parent)
-    try:
+    with atomic_directory(path, replace=True) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         info = {"params": params.to_string() if params else None,
                 "item_id_dtype": "int64" if model.item_map.is_integer else "string",
                 "n_items": model.n_items}
         with open(os.path.join(tmp, PARAMS_FILE), "w", encoding="utf-8") as f:
             json.dump(info, f, indent=2)
-        if os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
@@ -121,9 +109,6 @@ def load_model_dir(path):
 
     Returns (model, params) where params is a `GRU4RecParams` or None.
     """
-    import json
-    import os
-
     path = os.fspath(path)
     model_file = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(model_file):
