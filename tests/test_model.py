@@ -133,7 +133,6 @@ def test_sampled_scores_equal_gathered_full_scores():
 
 def test_dropout_only_in_training_and_rate_is_drop_probability():
     model = small_model(dropout_p_hidden=0.75, layers=(2000,), n_items=3)
-    x = tf.ones([1, 2000])
     u = tf.random.uniform([1, model._noise_width], seed=1)
     state, h = model._advance(model._embed(tf.constant([0])), model.initial_state(1), u)
     dropped = float(np.mean(h.numpy() == 0))
@@ -142,7 +141,6 @@ def test_dropout_only_in_training_and_rate_is_drop_probability():
     s2, _ = model.step(tf.constant([0]), model.initial_state(1))
     np.testing.assert_array_equal(s1.numpy(), s2.numpy())
     assert float(np.mean(s1.numpy() == 0)) < 0.01
-    del x
 
 
 @pytest.mark.parametrize("ids", [np.arange(100, 115), np.array([f"item-{i}" for i in range(15)])])
