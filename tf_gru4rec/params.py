@@ -9,6 +9,7 @@ one-hot input.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -216,8 +217,6 @@ def load_param_file(path) -> GRU4RecParams:
 
 
 def _literal_params(text, path):
-    import ast
-
     try:
         tree = ast.parse(text)
     except SyntaxError as e:

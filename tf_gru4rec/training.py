@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
@@ -150,11 +152,7 @@ def write_item_embeddings(model, log_dir, support=None) -> str:
     Example:
         >>> write_item_embeddings(model, "runs/tb/train", support=train_data.support())
     """
-    import os
-
-    import numpy as np
-    import tensorflow as tf
-    from tensorboard.plugins import projector
+    from tensorboard.plugins import projector  # only needed here
 
     ids = [str(i).replace("\t", " ").replace("\n", " ") for i in model.item_map.ids]
     if support is not None:
@@ -207,7 +205,5 @@ class ItemEmbeddingProjector(keras.callbacks.Callback):
         self.log_dir, self.support, self.subdir = log_dir, support, subdir
 
     def on_train_end(self, logs=None):
-        import os
-
         run_dir = os.path.join(os.fspath(self.log_dir), self.subdir)
         write_item_embeddings(self.model, run_dir, self.support)
