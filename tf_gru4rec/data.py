@@ -327,24 +327,26 @@ def unique_rows(item_lists: np.ndarray, width: int):
     compiled step, where sorting is slow.
     """
     K, L = item_lists.shape
+    # One stable sort per step on narrow keys (radix sort for uint16), absent (-1) last.
+    dtype = np.uint16 if item_lists.max(initial=0) < np.iinfo(np.uint16).max else np.uint32
+    absent_key = np.iinfo(dtype).max
+    keys = np.where(item_lists >= 0, item_lists, absent_key).astype(dtype)
+    order = np.argsort(keys, axis=1, kind="stable")
+    ordered = np.take_along_axis(keys, order, axis=1)
+    first = np.ones((K, L), dtype=bool)
+    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    rank = np.cumsum(first, axis=1, dtype=np.int32) - 1  # slot of each sorted key
+    positions = np.empty((K, L), dtype=np.int32)
+    np.put_along_axis(positions, order, rank, axis=1)
+    positions[item_lists < 0] = 0
+    present = ordered != absent_key
+    n_rows = rank[:, -1] + present[:, -1]  # distinct present items per step
     rows = np.zeros((K, width), dtype=np.int32)
-    positions = np.zeros((K, L), dtype=np.int32)
-    present = item_lists >= 0
-    if not present.any():
-        return rows, positions
-    base = int(item_lists.max()) + 1
-    step = np.broadcast_to(np.arange(K)[:, None], (K, L))[present]
-    # One sort for the whole block: keys order by step, then by item.
-    keys, inverse = np.unique(step * base + item_lists[present], return_inverse=True)
-    key_step, key_item = np.divmod(keys, base)
-    first = np.searchsorted(key_step, np.arange(K))  # each step's first key
-    last = np.searchsorted(key_step, np.arange(K), side="right") - 1
-    rank = np.arange(len(keys)) - first[key_step]  # slot of each key within its step
-    has_rows = last >= first
-    rows[has_rows] = key_item[last[has_rows]][:, None]  # padding repeats the last row
-    rows[key_step, rank] = key_item
-    positions[present] = rank[inverse]
-    return rows, positions
+    step = np.broadcast_to(np.arange(K)[:, None], (K, L))
+    keep = first & present
+    rows[step[keep], rank[keep]] = ordered[keep]
+    last = rows[np.arange(K), np.maximum(n_rows - 1, 0)]
+    return np.where(np.arange(width) >= n_rows[:, None], last[:, None], rows), positions
 
 
 class SessionParallelBatcher:
