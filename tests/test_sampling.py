@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_gru4rec.sampling import NegativeSampler, sampling_distribution
+from tf_gru4rec.sampling import NegativeSampler, alias_table, sampling_distribution
 
 
 def chi2_upper(df, z=3.719):
@@ -25,6 +25,15 @@ def test_negatives_follow_support_to_the_alpha(alpha):
     other = np.where(support > 0, support ** (alpha + 0.25), 0)
     other = other / other.sum() * len(draws)
     assert (((counts - other) ** 2)[nz] / other[nz]).sum() > chi2_upper(nz.sum() - 1)
+
+
+def test_alias_table_implies_the_distribution_exactly():
+    rng = np.random.default_rng(3)
+    p = sampling_distribution(np.where(rng.random(500) < 0.2, 0, rng.pareto(1.0, 500) * 10 + 1), 0.5)
+    prob, alias = alias_table(p)
+    implied = prob / len(p) + np.bincount(alias, weights=(1 - prob) / len(p), minlength=len(p))
+    np.testing.assert_allclose(implied, p, rtol=0, atol=1e-15)
+    assert np.all(prob[p == 0] == 0)  # items without support are always replaced
 
 
 def test_distribution_and_determinism():
