@@ -244,6 +244,8 @@ def test_dataset_elements_and_new_negatives_each_epoch():
     assert not np.array_equal(first[0], second[0])
     e = next(iter(ds))
     assert e["inputs"].shape == (5, 4) and e["column_pos"].shape == (5, 12)
+    # Autotuning off: its thread delays the end of every epoch (see `dataset`).
+    assert ds.options().autotune.enabled is False
 
 
 def test_batcher_rejects_bad_arguments():

@@ -496,4 +496,8 @@ class SessionParallelBatcher:
         """
         ds = tf.data.Dataset.from_generator(self.blocks, output_signature=self.element_spec())
         ds = ds.apply(tf.data.experimental.assert_cardinality(self.n_blocks))
-        return ds.prefetch(prefetch)
+        # No autotuning (the prefetch depth is fixed): TF's autotune thread can outlive the
+        # epoch's iterator by up to a minute, and fit waits for it when the epoch ends.
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.prefetch(prefetch).with_options(options)
