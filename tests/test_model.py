@@ -131,6 +131,17 @@ def test_sampled_scores_equal_gathered_full_scores():
     np.testing.assert_allclose(new_state.numpy(), ref_state.numpy(), atol=1e-6)
 
 
+def test_output_of_state_and_score_items_match_step_and_score_all():
+    model = small_model(layers=(8, 6))
+    state, h = model.step(tf.constant([1, 4, 0]), model.initial_state(3))
+    state, h = model.step(tf.constant([2, 2, 9]), state)
+    np.testing.assert_array_equal(model.output_of(state).numpy(), h.numpy())
+    items = np.array([[0, 14, 3], [5, 5, 1], [7, 2, 11]])
+    full = model.score_all(h).numpy()
+    np.testing.assert_allclose(model.score_items(h, tf.constant(items)).numpy(),
+                               np.take_along_axis(full, items, axis=1), rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_only_in_training_and_rate_is_drop_probability():
     model = small_model(dropout_p_hidden=0.75, layers=(2000,), n_items=3)
     u = tf.random.uniform([1, model._noise_width], seed=1)

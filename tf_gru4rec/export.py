@@ -144,10 +144,10 @@ class ServingModule(tf.Module):
         self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
         self.k = int(min(k, model.n_items))
         self.state_size = int(model.state_size)
-        self.output_width = int(model.layer_sizes[-1])
         self.model_variables = [w.value for w in model.trainable_weights]
+        # Bound methods, not the model: only the variables above are tracked and saved.
         self._model_step, self._score_all = model.step, model.score_all
-        self._wy, self._by = model.wy.value, model.by.value
+        self._output_of, self._model_score_items = model.output_of, model.score_items
         self.item_ids = tf.Variable(ids, trainable=False, name="item_ids")
         self.item_index = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
@@ -190,12 +190,8 @@ class ServingModule(tf.Module):
         return tf.where(known[:, None], new_state, state)
 
     def _recommend(self, state):
-        """State [b, H] -> (item ids [b, k], scores [b, k]).
-
-        The last layer's output, which the scores need, is the last d columns of the
-        state (inference has no dropout), so a state alone determines the ranking.
-        """
-        scores = self._score_all(state[:, -self.output_width :])
+        """State [b, H] -> (item ids [b, k], scores [b, k])."""
+        scores = self._score_all(self._output_of(state))
         top = tf.math.top_k(scores, self.k)
         return tf.gather(self.item_ids, top.indices), top.values
 
@@ -232,16 +228,10 @@ class ServingModule(tf.Module):
         return {"ended": self.sessions.remove(session_id)}
 
     def _score_items(self, state, candidate_ids):
-        """Scores of candidates [b, C] given the state after the session's clicks.
-
-        Only the C candidate rows of the output table are read (re-ranking, not a full
-        catalogue pass); the formula is `score_all`'s, h . Wy[j] + By[j].
-        """
+        """Scores of candidates [b, C] given the state after the session's clicks."""
         index = self.item_index.lookup(candidate_ids)
         known = index >= 0
-        safe = tf.where(known, index, 0)
-        h = state[:, -self.output_width :]
-        scores = tf.einsum("bd,bcd->bc", h, tf.gather(self._wy, safe)) + tf.gather(self._by, safe)
+        scores = self._model_score_items(self._output_of(state), tf.where(known, index, 0))
         return {"scores": tf.where(known, scores, -np.inf), "known": known}
 
 

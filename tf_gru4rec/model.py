@@ -253,6 +253,22 @@ class GRU4Rec(keras.Model):
         """Scores of all N items for last-layer outputs h [b, d] -> [b, N]."""
         return tf.matmul(h, self.wy, transpose_b=True) + self.by
 
+    def score_items(self, h, items):
+        """Scores of given item indices [b, C] for last-layer outputs h [b, d] -> [b, C].
+
+        Reads only the C rows of the output table (re-ranking, not a catalogue pass);
+        the same formula as `score_all`.
+        """
+        return tf.einsum("bd,bcd->bc", h, tf.gather(self.wy, items)) + tf.gather(self.by, items)
+
+    def output_of(self, state):
+        """The last layer's output h [b, d] carried in an inference state [b, H].
+
+        Without dropout (inference) a layer's output is its new hidden state, the last d
+        columns of the stacked state, so a state alone determines the scores.
+        """
+        return state[:, -self.layer_sizes[-1] :]
+
     def initial_state(self, batch):
         return tf.zeros([batch, self.state_size])
 
