@@ -342,9 +342,8 @@ def unique_rows(item_lists: np.ndarray, width: int):
     present = ordered != absent_key
     n_rows = rank[:, -1] + present[:, -1]  # distinct present items per step
     rows = np.zeros((K, width), dtype=np.int32)
-    step = np.broadcast_to(np.arange(K)[:, None], (K, L))
     keep = first & present
-    rows[step[keep], rank[keep]] = ordered[keep]
+    rows[np.nonzero(keep)[0], rank[keep]] = ordered[keep]
     last = rows[np.arange(K), np.maximum(n_rows - 1, 0)]
     return np.where(np.arange(width) >= n_rows[:, None], last[:, None], rows), positions
 
