@@ -24,7 +24,9 @@ setup(
         "grpcio>=1.60",
     ],
     extras_require={
-        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8"],
+        # The tune tests run in CI, so the test extra carries optuna too.
+        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8",
+                 "optuna>=3.5"],
         "tune": ["optuna>=3.5"],
     },
 )
