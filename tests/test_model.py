@@ -196,3 +196,91 @@ def test_invalid_arguments_are_named():
         GRU4Rec(n_items=5).compile(loss=keras.losses.MeanSquaredError())
     with pytest.raises(ValueError, match="Unknown loss 'mse'"):
         GRU4Rec(n_items=5).compile(loss="mse")
+
+
+# ----- one training step against an independent reference ------------------------------------
+def reference_data():
+    """Six sessions laid out in B=4 slots over 3 steps: all slots start at step 0; slots 1
+    and 2 switch sessions at step 1 (resets mid-block); slots 2 and 3 are inactive at step 2.
+    Few items, so the same item is input, target and sample within a step."""
+    lengths = [4, 2, 2, 3, 3, 2]
+    rng = np.random.default_rng(7)
+    rows, t = [], 0
+    for s, n in enumerate(lengths):
+        for _ in range(n):
+            rows.append((s, int(rng.integers(6)), t))
+            t += 1
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
+REFERENCE_CASES = {
+    "xe-logq": dict(loss="cross-entropy", logq=1.0),
+    "bprmax-elu": dict(loss="bpr-max", bpreg=0.7, elu_param=0.5),
+    "bprmax-linear": dict(loss="bpr-max", bpreg=1.3, elu_param=0.0),
+    "top1max": dict(loss="top1-max"),
+    "bpr": dict(loss="bpr"),
+    "top1": dict(loss="top1"),
+}
+
+
+@pytest.mark.parametrize("case, embedding, momentum", [
+    *[(case, "shared", 0.3) for case in REFERENCE_CASES],
+    ("xe-logq", 3, 0.3), ("bprmax-elu", 3, 0.3),
+    ("xe-logq", "none", 0.3), ("bprmax-elu", "none", 0.3),
+    ("xe-logq", "shared", 0.0),
+])
+def test_training_equals_independent_reference(case, embedding, momentum):
+    """`model.fit` (XLA-compiled `train_step`, blocks of 2 + 1 steps) leaves every weight,
+    optimizer slot and the carried state where a plain dense re-computation of the spec puts
+    them: full score matrix -> target and sample columns, masks, loss / B, dense gradients,
+    AdagradM on touched item rows only. Both dropouts on, fed the same noise."""
+    from gru4rec_reference import ReferenceTrainer, weights_of
+
+    from tf_gru4rec import losses
+
+    data = reference_data()
+    loss_args = {k: v for k, v in REFERENCE_CASES[case].items() if k != "loss"}
+    config = dict(layers=[5, 4], embedding=embedding, batch_size=4, dropout_p_embed=0.25,
+                  dropout_p_hidden=0.3, learning_rate=0.2, momentum=momentum, sample_alpha=0.5,
+                  loss=REFERENCE_CASES[case]["loss"], **loss_args)
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=config["layers"], embedding=embedding,
+                    batch_size=4, dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11)
+    model.compile(optimizer=AdagradM(0.2, momentum=momentum),
+                  loss=losses.get(config["loss"], **loss_args))
+    batcher = SessionParallelBatcher(data, 4, n_sample=3, block_steps=2, seed=5,
+                                     inputs_in_rows=embedding == "shared")
+    blocks = list(batcher.blocks())
+    assert [b["n_steps"] for b in blocks] == [2, 1]
+    assert blocks[0]["reset"][1].tolist() == [False, True, True, False]
+    assert blocks[1]["valid"][0].tolist() == [True, True, False, False]
+    noise = np.random.default_rng(3).random((len(blocks), 2, 4, model._noise_width)).astype(np.float32)
+    block_index = tf.Variable(0)
+    # The compiled step asks for noise once per block: hand it the next block's.
+    model._dropout_noise = lambda *shape: tf.gather(noise, block_index.assign_add(1) - 1)
+    reference = ReferenceTrainer(weights_of(model), config, data.support())
+
+    stacked = {k: np.stack([b[k] for b in blocks]) for k in blocks[0]}
+    history = model.fit(tf.data.Dataset.from_tensor_slices(stacked), epochs=1, verbose=0)
+    for block, block_noise in zip(blocks, noise):
+        reference.run_block(block, block_noise)
+    assert int(block_index.numpy()) == len(blocks)
+
+    got = weights_of(model)
+    assert sorted(got) == sorted(reference.weights())
+    for name, expected in reference.weights().items():
+        np.testing.assert_allclose(got[name], expected, rtol=1e-4, atol=1e-5, err_msg=name)
+    opt = model.optimizer
+    for w in model.trainable_weights:
+        name = w.path.removeprefix("gru4rec/")
+        i = opt._get_variable_index(w)
+        np.testing.assert_allclose(opt._accumulators[i].numpy(), reference.acc[name],
+                                   rtol=1e-4, atol=1e-5, err_msg=f"{name} accumulator")
+        if momentum:
+            np.testing.assert_allclose(opt._velocities[i].numpy(), reference.vel[name],
+                                       rtol=1e-4, atol=1e-5, err_msg=f"{name} velocity")
+        else:
+            assert opt._velocities is None
+    active = blocks[-1]["valid"][0]  # an inactive slot's state is never read again
+    np.testing.assert_allclose(model.train_state.numpy()[active], reference.state[active],
+                               rtol=1e-4, atol=1e-5, err_msg="carried state")
+    np.testing.assert_allclose(history.history["loss"][0], np.mean(reference.step_losses), rtol=1e-4)

@@ -305,6 +305,11 @@ class GRU4Rec(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
         self.optimizer.build(self.trainable_variables)
 
+    def fit(self, *args, shuffle=False, **kwargs):
+        """`keras.Model.fit` that never shuffles: session-parallel blocks must stay in order
+        (Keras ignores `shuffle` for datasets anyway, but warns when it is left True)."""
+        return super().fit(*args, shuffle=shuffle, **kwargs)
+
     def compile_from_config(self, config):
         """Restores the compiled loss and optimizer when a saved model is loaded."""
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -334,20 +339,27 @@ class GRU4Rec(keras.Model):
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
 
+    def _dropout_noise(self, block_steps, batch_size):
+        """Uniform numbers for a block's dropout masks, [K, B, _noise_width], or None.
+
+        One random op per block instead of one per layer and step. Per row the columns are
+        the embedding's, then each GRU layer's in order (the layout `_advance` splits).
+        """
+        if not self._noise_width:
+            return None
+        # Philox named explicitly: the default "auto_select" algorithm is ~70x slower
+        # under XLA on CPU (it cost more than the rest of the step).
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), 2**31 - 1), tf.int32)
+        return tf.random.stateless_uniform(
+            [block_steps, batch_size, self._noise_width], seed=seed, alg="philox"
+        )
+
     def train_step(self, data):
         n_steps = data["n_steps"]
         n_sample = data["negatives"].shape[-1]
         per_step = {k: v for k, v in data.items() if k != "n_steps"}
         variables = self.trainable_variables
-        block_steps, batch_size = data["inputs"].shape
-        noise = None
-        if self._noise_width:
-            # Philox named explicitly: the default "auto_select" algorithm is ~70x slower
-            # under XLA on CPU (it cost more than the rest of the step).
-            seed = tf.cast(tf.math.floormod(self.seed_generator.next(), 2**31 - 1), tf.int32)
-            noise = tf.random.stateless_uniform(
-                [block_steps, batch_size, self._noise_width], seed=seed, alg="philox"
-            )
+        noise = self._dropout_noise(*data["inputs"].shape)
 
         def body(t, state, loss_sum):
             batch = {k: v[t] for k, v in per_step.items()}

@@ -1,0 +1,175 @@
+"""An independent, plain re-statement of GRU4Rec training, for the tests to compare against.
+
+Written from `gru4rec-algorithm.md` (sections 2-5), not from the model code: float64 eager
+TF, the full [B, N] score matrix from which the target and sample columns are picked,
+explicit masks, the losses' textbook formulas, dense gradients, and AdagradM applied to the
+touched rows of the item tables only. Nothing here is fast or clever on purpose.
+
+Parameters are a dict of float64 arrays named like the model's weights: "wy", "by",
+"e" (separate embedding), "gru_{i}/wx", "gru_{i}/wh", "gru_{i}/b".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def weights_of(model) -> dict:
+    """The model's weights as float64 arrays, keyed as above."""
+    return {w.path.removeprefix(f"{model.name}/"): np.asarray(w.numpy(), np.float64)
+            for w in model.trainable_weights}
+
+
+def _dropout(x, rate, noise):
+    """Inverted dropout: keep where noise >= rate, scaled by 1 / (1 - rate)."""
+    return x * tf.cast(noise >= rate, x.dtype) / (1.0 - rate) if rate else x
+
+
+def forward(p, config, inputs, state, noise=None):
+    """One step of the network: item indices [b], state [b, H] -> (new state, h_last [b, d]).
+
+    `noise` [b, W] (training): uniform numbers laid out as [embedding | layer 0 | layer 1 ...].
+    """
+    layers, mode = config["layers"], config["embedding"]
+    n_items = p["wy"].shape[0]
+    if mode == "shared":
+        x = tf.gather(p["wy"], inputs)
+    elif mode == "none":
+        x = tf.one_hot(inputs, n_items, dtype=tf.float64)  # times gru_0/wx below: a row lookup
+    else:
+        x = tf.gather(p["e"], inputs)
+    col = 0
+    if noise is not None and mode != "none" and config["dropout_p_embed"]:
+        width = x.shape[1]
+        x, col = _dropout(x, config["dropout_p_embed"], noise[:, :width]), width
+    new_state, start = [], 0
+    for i, d in enumerate(layers):
+        h = state[:, start : start + d]
+        start += d
+        wx, wh, b = p[f"gru_{i}/wx"], p[f"gru_{i}/wh"], p[f"gru_{i}/b"]
+        gate = lambda k: x @ wx[:, k * d : (k + 1) * d] + b[k * d : (k + 1) * d]  # noqa: E731
+        r = tf.sigmoid(gate(0) + h @ wh[:, :d])
+        z = tf.sigmoid(gate(1) + h @ wh[:, d : 2 * d])
+        c = tf.tanh(gate(2) + (r * h) @ wh[:, 2 * d :])
+        x = (1.0 - z) * h + z * c
+        if noise is not None and config["dropout_p_hidden"]:
+            x = _dropout(x, config["dropout_p_hidden"], noise[:, col : col + d])
+            col += d
+        new_state.append(x)  # the dropped-out output is the carried state
+    return tf.concat(new_state, axis=1), x
+
+
+def full_scores(p, h):
+    """Scores of all N items: [b, N]."""
+    return h @ tf.transpose(p["wy"]) + p["by"]
+
+
+def _softmax_over(x, mask):
+    e = tf.where(mask, tf.exp(x - tf.reduce_max(tf.where(mask, x, -1e300), 1, keepdims=True)), 0.0)
+    return e / tf.reduce_sum(e, 1, keepdims=True)
+
+
+def row_losses(scores, valid, log_q, config):
+    """Loss of each row of the sampled score matrix [B, B + S] (positives on the diagonal)."""
+    B, C = scores.shape
+    usable = tf.concat([valid, tf.ones([C - B], tf.bool)], 0)[None, :] & tf.ones([B, 1], tf.bool)
+    negative = usable & ~tf.eye(B, C, dtype=tf.bool)
+    n_usable = tf.reduce_sum(tf.cast(usable, tf.float64), 1)
+    name = config["loss"]
+    if name == "cross-entropy":
+        r = scores - config.get("logq", 0.0) * log_q[None, :]
+        lse = tf.math.log(tf.reduce_sum(tf.where(usable, tf.exp(r), 0.0), 1))
+        return lse - tf.linalg.diag_part(r)
+    if name == "bpr-max" and config.get("elu_param", 0.0):
+        a = config["elu_param"]
+        scores = tf.where(scores > 0, scores, a * (tf.exp(scores) - 1.0))
+    pos = tf.linalg.diag_part(scores)[:, None]
+    s = _softmax_over(scores, negative)  # softmax over the negatives only
+    if name == "bpr-max":
+        return (-tf.math.log(tf.reduce_sum(s * tf.sigmoid(pos - scores), 1) + 1e-24)
+                + config.get("bpreg", 0.0) * tf.reduce_sum(s * scores**2, 1))
+    if name == "top1-max":
+        return tf.reduce_sum(s * (tf.sigmoid(scores - pos) + tf.sigmoid(scores**2)), 1)
+    if name == "bpr":
+        return tf.reduce_sum(tf.where(usable, -tf.math.log(tf.sigmoid(pos - scores)), 0.0), 1) / n_usable
+    if name == "top1":
+        terms = tf.where(usable, tf.sigmoid(scores - pos) + tf.sigmoid(scores**2), 0.0)
+        return (tf.reduce_sum(terms, 1) - tf.sigmoid(pos[:, 0] ** 2)) / n_usable
+    raise ValueError(name)
+
+
+class ReferenceTrainer:
+    """GRU4Rec training steps on a copy of the weights, with AdagradM slots of its own.
+
+    Args:
+        weights: initial parameters (see the module docstring).
+        config: layers, embedding ('shared' | 'none' | int), dropout_p_embed,
+            dropout_p_hidden, loss and its parameters (logq, bpreg, elu_param),
+            learning_rate, momentum, sample_alpha.
+        support: training clicks per item index (for the logQ correction).
+    """
+
+    EPSILON = 1e-6
+
+    def __init__(self, weights, config, support):
+        self.config = config
+        self.p = {k: tf.Variable(v, dtype=tf.float64) for k, v in weights.items()}
+        self.acc = {k: np.zeros_like(v) for k, v in weights.items()}
+        self.vel = {k: np.zeros_like(v) for k, v in weights.items()}
+        self.log_support = np.log(np.asarray(support, np.float64))
+        self.state = np.zeros((config["batch_size"], sum(config["layers"])))
+        self.step_losses = []
+
+    def _row_tables(self, inputs, targets, valid, negatives):
+        """Item tables updated row-sparsely, each with the rows the step touches."""
+        outputs = set(targets[valid]) | set(negatives)
+        mode = self.config["embedding"]
+        tables = {"wy": outputs, "by": outputs}
+        if mode == "shared":
+            tables = {k: rows | set(inputs[valid]) for k, rows in tables.items()}
+        elif mode == "none":
+            tables["gru_0/wx"] = set(inputs[valid])
+        else:
+            tables["e"] = set(inputs[valid])
+        return {k: np.array(sorted(int(r) for r in rows), np.int64) for k, rows in tables.items()}
+
+    def step(self, inputs, targets, reset, valid, negatives, noise=None):
+        cfg = self.config
+        B = cfg["batch_size"]
+        state = np.where(reset[:, None], 0.0, self.state)
+        columns = np.r_[targets, negatives]
+        log_q = np.r_[self.log_support[targets], cfg["sample_alpha"] * self.log_support[negatives]]
+        with tf.GradientTape() as tape:
+            new_state, h = forward(self.p, cfg, tf.constant(inputs), tf.constant(state),
+                                   None if noise is None else tf.constant(noise, tf.float64))
+            scores = tf.gather(full_scores(self.p, h), columns, axis=1)  # [B, B + S]
+            per_row = row_losses(scores, tf.constant(valid), tf.constant(log_q), cfg)
+            loss = tf.reduce_sum(tf.where(valid, per_row, 0.0)) / B  # sum over rows / B
+        grads = tape.gradient(loss, self.p)
+        sparse = self._row_tables(inputs, targets, valid, negatives)
+        lr, mu = cfg["learning_rate"], cfg["momentum"]
+        for name, var in self.p.items():
+            g = tf.convert_to_tensor(grads[name]).numpy()  # dense: repeated rows already summed
+            p, acc, vel = var.numpy(), self.acc[name], self.vel[name]
+            rows = sparse.get(name, slice(None))
+            acc[rows] += g[rows] ** 2
+            step = lr * g[rows] / np.sqrt(acc[rows] + self.EPSILON)
+            if mu:
+                vel[rows] = mu * vel[rows] - step
+                p[rows] += vel[rows]
+            else:
+                p[rows] -= step
+            var.assign(p)
+        self.state = new_state.numpy()
+        self.step_losses.append(float(loss))
+        return float(loss)
+
+    def run_block(self, block, noise=None):
+        """The steps of one batcher block (a dict of NumPy arrays)."""
+        for t in range(int(block["n_steps"])):
+            self.step(block["inputs"][t], block["targets"][t], block["reset"][t], block["valid"][t],
+                      block["negatives"][t], None if noise is None else noise[t])
+
+    def weights(self) -> dict:
+        return {k: v.numpy() for k, v in self.p.items()}
