@@ -104,3 +104,55 @@ def test_callback_puts_validation_metrics_in_logs(synthetic_split):
     assert len(hist["loss"]) == 2  # nothing learnt at lr 1e-12: stops after the patience
     final = evaluate(result.model, test_df)
     assert hist["val_recall@20"][-1] == pytest.approx(final["recall@20"], abs=1e-6)
+
+
+def stateful_model(seed=0):
+    """A real two-layer GRU4Rec whose weights are scaled up, so its scores depend strongly
+    on the whole session so far, not just on the last item."""
+    from tf_gru4rec.model import GRU4Rec
+
+    model = GRU4Rec(item_ids=np.arange(N) * 10, layers=[6, 5], batch_size=4, seed=seed)
+    rng = np.random.default_rng(seed)
+    for w in model.trainable_weights:
+        w.assign(rng.normal(scale=1.5, size=w.shape).astype(np.float32))
+    return model
+
+
+def brute_force_stateful(model, df, mode, cutoffs):
+    """Each test session alone from a zero state, through an independent float64 forward."""
+    from gru4rec_reference import forward, full_scores, weights_of
+
+    p = {k: tf.constant(v) for k, v in weights_of(model).items()}
+    config = {"layers": model.layer_sizes, "embedding": "shared"}
+    hits, rr, n = np.zeros(len(cutoffs)), np.zeros(len(cutoffs)), 0
+    df = df.sort_values(["SessionId", "Time"], kind="stable")
+    for _, g in df.groupby("SessionId", sort=False):
+        items = [int(i) // 10 for i in g["ItemId"] if i != 9999]  # unknown: skipped, session goes on
+        state = tf.zeros([1, model.state_size], tf.float64)
+        for a, b in zip(items[:-1], items[1:]):
+            state, h = forward(p, config, tf.constant([a]), state)
+            s = full_scores(p, h).numpy()[0]
+            gt, eq = (s > s[b]).sum(), (s == s[b]).sum()
+            rank = {"standard": 1 + gt, "conservative": gt + eq, "median": 1 + gt + (eq - 1) / 2}[mode]
+            n += 1
+            for i, k in enumerate(cutoffs):
+                if rank <= k:
+                    hits[i] += 1
+                    rr[i] += 1 / rank
+    return hits / n, rr / n, n
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_evaluator_with_state_equals_per_session_loop(batch_size):
+    """Session-parallel evaluation of a stateful model equals every session run alone from
+    zero: a state not reset between test sessions (or reset a click late) fails this."""
+    model = stateful_model()
+    df = random_test_frame(2)
+    cutoffs = (1, 2, 3, 5)
+    res = Evaluator(df, model.item_map, cutoffs, "conservative", batch_size=batch_size,
+                    block_steps=4)(model)
+    recall, mrr, n = brute_force_stateful(model, df, "conservative", cutoffs)
+    assert res["n_events"] == n
+    for i, k in enumerate(cutoffs):
+        assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-6), k
+        assert res[f"mrr@{k}"] == pytest.approx(mrr[i], abs=1e-6), k
