@@ -95,6 +95,24 @@ def test_session_data_order_and_counts():
     assert data.skipped_sessions == 1 and data.n_examples == 3
 
 
+@pytest.mark.parametrize("session_ids", [[1, 2, 3, 4], ["d", "c", "b", "a"]])
+def test_sessions_train_in_order_of_first_event_not_of_id(session_ids):
+    """Id order and time order differ (and rows come interleaved): slots take sessions by
+    the time of their first event, so the last updates come from the most recent data."""
+    a, b, c, d = session_ids
+    df = frame([
+        (a, 10, 50.0), (c, 30, 31.0), (a, 11, 51.0), (b, 20, 10.0), (d, 40, 40.0),
+        (c, 31, 30.0), (b, 21, 11.0), (d, 41, 41.0), (b, 22, 12.0),
+    ])
+    data = SessionData.from_frame(df)
+    ids = data.item_map.ids
+    sessions = [ids[data.items[s:e]].tolist() for s, e in zip(data.offsets[:-1], data.offsets[1:])]
+    assert sessions == [[20, 21, 22], [31, 30], [40, 41], [10, 11]]  # b, c, d, a
+    batcher = SessionParallelBatcher(data, batch_size=2, n_sample=0)
+    first_inputs = [ids[i] for i in next(batcher.blocks())["inputs"][0]]
+    assert first_inputs == [20, 31]  # the two earliest sessions fill the slots first
+
+
 def test_unknown_test_items_are_dropped_before_sessions_are_formed():
     train = SessionData.from_frame(frame([(1, 10, 0), (1, 11, 1), (1, 12, 2)]))
     test = frame([(5, 10, 0), (5, 99, 1), (5, 12, 2), (6, 98, 0), (6, 11, 1)])
@@ -246,6 +264,20 @@ def test_dataset_elements_and_new_negatives_each_epoch():
     assert e["inputs"].shape == (5, 4) and e["column_pos"].shape == (5, 12)
     # Autotuning off: its thread delays the end of every epoch (see `dataset`).
     assert ds.options().autotune.enabled is False
+
+
+def test_extra_negatives_are_new_at_every_step_and_epoch():
+    """One draw per step, never one draw reused across a block's steps or across epochs."""
+    data = synthetic_data(n_sessions=60, n_items=50)
+    batcher = SessionParallelBatcher(data, batch_size=4, n_sample=8, block_steps=6, seed=2,
+                                     sample_cache_size=40)  # refills inside an epoch too
+    epochs = [np.concatenate([b["negatives"][: b["n_steps"]] for b in batcher.blocks()])
+              for _ in range(2)]
+    for negatives in epochs:
+        assert len(negatives) == batcher.schedule.n_steps
+        distinct = {tuple(row) for row in negatives}
+        assert len(distinct) == len(negatives)  # 8 ids of 50 items: repeats would be a reuse
+    assert not {tuple(r) for r in epochs[0]} & {tuple(r) for r in epochs[1]}
 
 
 def test_batcher_rejects_bad_arguments():

@@ -47,11 +47,31 @@ def test_embedding_modes_and_config_round_trip(embedding, shapes):
     assert again.get_config() == model.get_config()
 
 
-def test_init_ranges():
-    model = small_model()
-    limit = np.sqrt(6 / (15 + 6))
-    assert np.abs(model.wy.numpy()).max() <= limit and np.abs(model.wy.numpy()).max() > 0.5 * limit
-    assert np.all(model.by.numpy() == 0)
+@pytest.mark.parametrize("embedding", ["shared", "none", 40])
+def test_init_is_per_gate_with_the_spec_bound(embedding):
+    """Uniform in +-sqrt(6 / (fan_in + fan_out)) per gate sub-matrix ([in, d], not the whole
+    [in, 3d] matrix, whose bound would be about 30% smaller here); biases and By zero."""
+    n_items, d0, d1 = 300, 64, 48
+    model = GRU4Rec(n_items=n_items, layers=[d0, d1], embedding=embedding, batch_size=2, seed=4)
+    w = {v.path.removeprefix("gru4rec/"): v.numpy() for v in model.weights}
+    layer0_in = {"shared": d1, "none": n_items, 40: 40}[embedding]
+    matrices = {"wy": (n_items, d1)}
+    if embedding == 40:
+        matrices["e"] = (n_items, 40)
+    for name, fan_in, d in [("gru_0", layer0_in, d0), ("gru_1", d0, d1)]:
+        for gate in range(3):
+            matrices[f"{name}/wx[{gate}]"] = (fan_in, d)
+            matrices[f"{name}/wh[{gate}]"] = (d, d)
+        assert not w[f"{name}/b"].any()
+    assert not w["by"].any()
+    for key, (fan_in, fan_out) in matrices.items():
+        name, _, gate = key.partition("[")
+        values = w[name] if not gate else w[name][:, int(gate[0]) * fan_out:(int(gate[0]) + 1) * fan_out]
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        assert values.shape == (fan_in, fan_out), key
+        assert np.abs(values).max() <= bound, key
+        assert np.abs(values).max() > 0.97 * bound, key  # uses the whole range
+        assert np.std(values) == pytest.approx(bound / np.sqrt(3), rel=0.06), key  # uniform
 
 
 def run_session_alone(model, items):
