@@ -17,3 +17,11 @@ def synthetic_split():
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """`../shared/data` beside the checkout (real YOOCHOOSE files, not in the repository)."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -23,6 +23,8 @@ PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
 K, H = 5, 16
 UNKNOWN = 5  # synthetic item ids are 1000 + 7 * i
 CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+# TensorFlow's script, beside this interpreter: found also when the venv is not activated.
+SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +98,7 @@ def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
 
 
 def test_saved_model_cli_show_lists_signatures(exported):
-    out = subprocess.run(["saved_model_cli", "show", "--dir", exported, "--all"], capture_output=True,
+    out = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", exported, "--all"], capture_output=True,
                          text=True, env=CLI_ENV, check=True).stdout
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name", out, re.DOTALL))
     assert set(blocks) == {"__saved_model_init_op", *export.SIGNATURES}
@@ -128,7 +130,7 @@ def test_saved_model_cli_runs_step_and_stateful(exported, model):
     a, b = model.item_map.ids[:2].tolist()
     zeros = [[0.0] * H] * 2
     run = lambda sig, exprs: cli_results(subprocess.run(
-        ["saved_model_cli", "run", "--dir", exported, "--tag_set", "serve", "--signature_def", sig,
+        [SAVED_MODEL_CLI, "run", "--dir", exported, "--tag_set", "serve", "--signature_def", sig,
          "--input_exprs", exprs], capture_output=True, text=True, env=CLI_ENV, check=True).stdout)
 
     step = run("step", f"item_id=[{a},{UNKNOWN}];state={zeros}")
