@@ -40,12 +40,48 @@ def test_string_item_ids_stay_strings(tmp_path):
     assert out["ItemId"].tolist() == ["abc", "12"]
 
 
+def test_64_bit_integer_ids_stay_exact_integers(tmp_path):
+    big = [2**53 + 1, 2**62 + 7, 9_223_372_036_854_775_807]
+    path = tmp_path / "big.tsv"
+    path.write_text("SessionId\tItemId\tTime\n" + "".join(f"{i}\t{v}\t{i}\n" for i, v in enumerate(big)))
+    out = read_sessions(path)
+    assert out["ItemId"].dtype == np.int64 and out["ItemId"].tolist() == big
+    assert read_sessions(path)["SessionId"].dtype == np.int64
+    beyond = tmp_path / "beyond.tsv"  # past int64: kept exactly, as strings
+    beyond.write_text("SessionId\tItemId\tTime\n1\t18446744073709551615\t1\n1\t5\t2\n")
+    assert read_sessions(beyond)["ItemId"].tolist() == ["18446744073709551615", "5"]
+
+
+def test_time_accepts_numbers_iso_strings_and_datetimes(tmp_path):
+    iso = tmp_path / "iso.tsv"
+    iso.write_text("SessionId\tItemId\tTime\n1\t5\t2014-04-01T10:00:00Z\n"
+                   "1\t6\t2014-04-01T11:00:01.5+01:00\n1\t7\t2014-04-01 10:00:03\n")
+    expected = 1396346400.0 + np.array([0.0, 1.5, 3.0])
+    np.testing.assert_array_equal(read_sessions(iso)["Time"].to_numpy(), expected)
+    df = frame([(1, 5, 0), (1, 6, 0), (1, 7, 0)])
+    df["Time"] = pd.to_datetime(expected, unit="s")
+    df.to_parquet(tmp_path / "dt.parquet")
+    np.testing.assert_array_equal(read_sessions(tmp_path / "dt.parquet")["Time"].to_numpy(), expected)
+
+
+def test_duplicates_are_counted_and_repeats_dropped_on_request():
+    df = frame([(1, 10, 0), (1, 10, 0), (1, 10, 1), (1, 11, 2), (1, 10, 3), (2, 11, 4), (2, 11, 5)])
+    kept = SessionData.from_frame(df)
+    assert (kept.duplicate_rows, kept.repeated_clicks, kept.n_events) == (1, 3, 7)
+    dropped = SessionData.from_frame(df, drop_repeats=True)
+    ids = dropped.item_map.ids
+    assert ids[dropped.items].tolist() == [10, 11, 10]  # session 2 became one click: dropped
+    assert (dropped.repeated_clicks, dropped.skipped_sessions) == (3, 1)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
         ("", "empty"),
         ("SessionId\tItem\tTime\n1\t2\t3\n", "missing column"),
-        ("SessionId\tItemId\tTime\n1\t2\tyesterday\n", "non-numeric Time"),
+        ("SessionId\tItemId\tTime\n1\t2\tyesterday\n", "neither numbers nor ISO-8601"),
+        ("SessionId\tItemId\tTime\n1\t2\t1\n1\t3\tinf\n", "non-finite Time"),
+        ("SessionId\tItemId\tTime\n1\t2\t-inf\n1\t3\t4\n", "non-finite Time"),
         ("SessionId\tItemId\tTime\n1\t\t3\n", "missing ItemId"),
         ("SessionId\tItemId\tTime\n1\t2.5\t3\n", "fractional"),
         ("SessionId\tItemId\tTime\n", "no rows"),

@@ -71,28 +71,60 @@ def read_sessions(path, columns: Columns = Columns(), sep: str | None = None) ->
     return validate_frame(df, source=path)
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+
+
 def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
-    """Integer ids (also integral floats or digit strings) become int64, anything else str."""
+    """Integer ids (also integral floats or digit strings) become int64, anything else str.
+
+    Digit strings are parsed as integers, not through float64, so 64-bit ids (above 2^53)
+    stay exact integers; ids beyond int64 stay strings.
+    """
     if pd.api.types.is_bool_dtype(s):
         raise DataError(f"{source}: {name} values are booleans, expected integer or string ids")
-    if pd.api.types.is_integer_dtype(s):
-        return s.to_numpy().astype(np.int64)
-    numeric = pd.to_numeric(s, errors="coerce")
+    numeric = s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors="coerce")
     if numeric.notna().all():
+        if pd.api.types.is_integer_dtype(numeric):
+            if numeric.dtype == np.uint64 and numeric.max() > _INT64_MAX:
+                return s.astype(str).to_numpy()
+            return numeric.to_numpy().astype(np.int64)
         values = numeric.to_numpy(dtype=np.float64)
         fractional = values != np.round(values)
         if fractional.any():  # all-numeric ids with fractions are a broken column, not text ids
             raise DataError(f"{source}: {name} has fractional values, e.g. {values[fractional][0]}")
-        if np.all(np.abs(values) < 2**53):
+        if np.all(np.abs(values) < 2**63):
             return values.astype(np.int64)
     return s.astype(str).to_numpy()
+
+
+def _seconds(time: pd.Series, source: str) -> np.ndarray:
+    """Time as float64 seconds: numbers as they are; datetimes and ISO-8601 strings (naive
+    ones taken as UTC) as seconds since the epoch. Non-finite values are rejected."""
+    if pd.api.types.is_datetime64_any_dtype(time):
+        parsed = pd.to_datetime(time, utc=True)
+    else:
+        numeric = pd.to_numeric(time, errors="coerce")
+        if numeric.notna().all():
+            values = numeric.astype(np.float64).to_numpy()
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise DataError(f"{source}: {int(bad.sum())} non-finite Time value(s), "
+                                f"e.g. {time[bad].iloc[0]!r}")
+            return values
+        parsed = pd.to_datetime(time.astype(str), utc=True, format="ISO8601", errors="coerce")
+        bad = parsed.isna()
+        if bad.any():
+            raise DataError(f"{source}: {int(bad.sum())} Time value(s) neither numbers nor "
+                            f"ISO-8601 times, e.g. {time[bad].iloc[0]!r}")
+    epoch = pd.Timestamp(0, tz="UTC")
+    return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
 
 
 def validate_frame(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
     """Checks and normalises a (SessionId, ItemId, Time) frame.
 
-    Ids become int64 when every value is an integer, else strings; Time must be numeric.
-    Returns a new frame.
+    Ids become int64 when every value is an integer, else strings; Time becomes float64
+    (numbers, datetimes or ISO-8601 strings; see `_seconds`). Returns a new frame.
     """
     for c in ("SessionId", "ItemId", "Time"):
         if c not in df.columns:
@@ -103,16 +135,11 @@ def validate_frame(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
         n_null = int(df[c].isna().sum())
         if n_null:
             raise DataError(f"{source}: {n_null} row(s) with a missing {c}")
-    time = pd.to_numeric(df["Time"], errors="coerce")
-    bad = time.isna()
-    if bad.any():
-        example = df["Time"][bad].iloc[0]
-        raise DataError(f"{source}: {int(bad.sum())} non-numeric Time value(s), e.g. {example!r}")
     return pd.DataFrame(
         {
             "SessionId": _normalise_ids(df["SessionId"], "SessionId", source),
             "ItemId": _normalise_ids(df["ItemId"], "ItemId", source),
-            "Time": time.astype(np.float64).to_numpy(),
+            "Time": _seconds(df["Time"].reset_index(drop=True), source),
         }
     )
 
@@ -177,6 +204,9 @@ class SessionData:
         item_map: the map the indices refer to.
         skipped_unknown: events dropped because their item is not in `item_map`.
         skipped_sessions: sessions dropped for having fewer than 2 events.
+        duplicate_rows: rows equal to an earlier row in all three columns.
+        repeated_clicks: clicks on the same item as the session's previous click (exact
+            duplicates included); removed when built with `drop_repeats`.
     """
 
     items: np.ndarray
@@ -184,16 +214,22 @@ class SessionData:
     item_map: ItemMap
     skipped_unknown: int = 0
     skipped_sessions: int = 0
+    duplicate_rows: int = 0
+    repeated_clicks: int = 0
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, item_map: ItemMap | None = None, source="data"):
+    def from_frame(cls, df: pd.DataFrame, item_map: ItemMap | None = None, source="data",
+                   drop_repeats: bool = False):
         """Sorts by session then time (stable), orders sessions by their first event.
 
         With `item_map` given (test data), unknown items are dropped before sessions are
-        formed: the session continues across the gap. Sessions left with fewer than 2
-        events are dropped and counted.
+        formed: the session continues across the gap. With `drop_repeats`, a click on the
+        same item as the session's previous click is removed (the spec's preprocessing of
+        the newer dataset variants); either way such clicks are counted. Sessions left
+        with fewer than 2 events are dropped and counted.
         """
         df = validate_frame(df, source)
+        duplicate_rows = int(df.duplicated().sum())
         if item_map is None:
             item_map = ItemMap.from_frame(df)
         idx = item_map.lookup(df["ItemId"].to_numpy())
@@ -203,6 +239,10 @@ class SessionData:
             raise DataError(f"{source}: no item is known to the model (all {len(df)} events skipped)")
         df = df.assign(_item=idx)[known]
         df = df.sort_values(["SessionId", "Time"], kind="stable")
+        sid, item = df["SessionId"].to_numpy(), df["_item"].to_numpy()
+        repeat = np.r_[False, (sid[1:] == sid[:-1]) & (item[1:] == item[:-1])]
+        if drop_repeats:
+            df = df[~repeat]
         sid = df["SessionId"].to_numpy()
         starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
         lengths = np.diff(np.r_[starts, len(sid)])
@@ -222,6 +262,8 @@ class SessionData:
             item_map=item_map,
             skipped_unknown=skipped_unknown,
             skipped_sessions=int((~keep).sum()),
+            duplicate_rows=duplicate_rows,
+            repeated_clicks=int(repeat.sum()),
         )
 
     @property
