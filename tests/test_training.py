@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import evaluate, metric_sums, summarize, target_ranks
-from tf_gru4rec.training import load_model_dir, save_model_dir, train
+from tf_gru4rec.training import DivergenceError, load_model_dir, save_model_dir, train
 
 SMALL = "layers=16,batch_size=16,n_sample=16,n_epochs=2,learning_rate=0.1,seed=1,block_steps=50"
 
@@ -86,16 +86,45 @@ def test_backup_and_restore_resumes_after_a_kill(synthetic_split, tmp_path):
     assert resumed.history.epoch == [2, 3]  # epochs 0 and 1 were restored, not redone
 
 
-def test_terminate_on_nan(synthetic_split):
+def test_divergence_stops_training_with_one_line_naming_the_settings(synthetic_split):
     train_df, _ = synthetic_split
 
     class Poison(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.model.wy.assign(tf.fill(self.model.wy.shape, np.nan))
 
-    result = train(train_df, SMALL.replace("n_epochs=2", "n_epochs=3"), verbose=0,
-                   callbacks=[Poison(), keras.callbacks.TerminateOnNaN()])
-    assert len(result.history.epoch) == 1 and np.isnan(result.history.history["loss"][0])
+    with pytest.raises(DivergenceError, match=r"^training diverged: the loss became nan in block 1 "
+                                              r"of the epoch; check learning_rate \(0.1\)") as info:
+        train(train_df, SMALL, verbose=0, callbacks=[Poison()])
+    assert "\n" not in str(info.value)
+
+
+def test_divergence_callback_in_plain_keras(synthetic_split):
+    from tf_gru4rec.optimizers import AdagradM
+    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.training import StopOnDivergence
+
+    params = parse_params(SMALL)
+    data = SessionData.from_frame(synthetic_split[0])
+    model = params.build_model(data.item_map)
+    model.compile(optimizer=AdagradM(float("nan")), loss=params.build_loss())
+    with pytest.raises(DivergenceError, match="loss became nan in block 1 .* learning_rate \\(nan\\)"):
+        model.fit(params.build_batcher(data).dataset(), epochs=1, verbose=0,
+                  callbacks=[StopOnDivergence()])
+
+
+def test_terminate_on_nan_still_works_with_plain_fit(synthetic_split):
+    from tf_gru4rec.params import parse_params
+
+    train_df, _ = synthetic_split
+    params = parse_params(SMALL)
+    data = SessionData.from_frame(train_df)
+    model = params.build_model(data.item_map)
+    model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+    model.wy.assign(tf.fill(model.wy.shape, np.nan))
+    history = model.fit(params.build_batcher(data).dataset(), epochs=3, verbose=0,
+                        callbacks=[keras.callbacks.TerminateOnNaN()])
+    assert len(history.epoch) == 1 and np.isnan(history.history["loss"][0])
 
 
 def test_model_directory_round_trip(synthetic_split, tmp_path):
@@ -108,3 +137,31 @@ def test_model_directory_round_trip(synthetic_split, tmp_path):
     assert params is None
     assert evaluate(model, test_df) | {"eval_seconds": 0} == evaluate(result.model, test_df) | {"eval_seconds": 0}
 
+
+
+# ----- real data (slow) ---------------------------------------------------------------------
+#: The official PyTorch GRU4Rec on yoochoose1_64 with the RSC15 parameters
+#: (../shared/docs/targets.md): Recall@20, MRR@20.
+OFFICIAL_RSC15 = {"recall@20": 0.7012, "mrr@20": 0.3089}
+RSC15_PARAMS = ("loss=cross-entropy,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,"
+                "learning_rate=0.2,momentum=0.2,n_sample=2048,sample_alpha=0.5,logq=1,"
+                "constrained_embedding=True,n_epochs=10,seed=1")
+
+
+@pytest.mark.slow
+def test_rsc15_parameters_match_the_official_implementation(shared_data, capsys):
+    """Regression guard of the whole algorithm: 10 epochs of the published RSC15 setting on
+    yoochoose1_64 land within 2% of the official implementation (about 6 minutes)."""
+    from tf_gru4rec.data import read_sessions
+
+    folder = shared_data / "yoochoose1_64"
+    if not (folder / "train_full.tsv").exists():
+        pytest.skip(f"{folder} is absent")
+    result = train(read_sessions(folder / "train_full.tsv"), RSC15_PARAMS, verbose=0)
+    metrics = evaluate(result.model, read_sessions(folder / "test.tsv"))
+    with capsys.disabled():
+        print("\nyoochoose1_64, RSC15 parameters: " + ", ".join(
+            f"{k} {metrics[k]:.4f} (official {v:.4f}, {metrics[k] / v - 1:+.1%})"
+            for k, v in OFFICIAL_RSC15.items()) + f"; {result.events_per_second:,.0f} events/s")
+    for key, official in OFFICIAL_RSC15.items():
+        assert abs(metrics[key] / official - 1) <= 0.02, (key, metrics[key], official)

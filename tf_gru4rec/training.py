@@ -38,6 +38,30 @@ class EventsPerSecond(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+class DivergenceError(ValueError):
+    """Training produced a non-finite loss; the message names the settings to check."""
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training with a `DivergenceError` as soon as a block's loss is NaN or infinite.
+
+    A diverged model scores every item NaN, and a NaN run must never be mistaken for a
+    result. `train` always adds it; with plain `model.fit`, add it yourself (Keras'
+    `TerminateOnNaN` stops as quietly as a finished run).
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = float((logs or {}).get("loss", 0.0))
+        if not np.isfinite(loss):
+            optimizer = self.model.optimizer
+            lr = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+            raise DivergenceError(
+                f"training diverged: the loss became {loss} in block {batch + 1} of the epoch; "
+                f"check learning_rate ({lr:g}) and momentum ({getattr(optimizer, 'momentum', 0):g}), "
+                "the loss parameters and the data"
+            )
+
+
 @dataclass
 class TrainResult:
     """What `train` returns."""
@@ -63,6 +87,9 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
         cutoffs, mode: of the validation metrics.
         verbose: passed to `model.fit`.
+
+    Raises:
+        DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
     """
     params = params if isinstance(params, GRU4RecParams) else parse_params(params)
     if params.seed is not None:
@@ -73,7 +100,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     batcher = params.build_batcher(data)
     model = params.build_model(data.item_map)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
-    all_callbacks = [EventsPerSecond()]
+    all_callbacks = [StopOnDivergence(), EventsPerSecond()]
     if validation is not None:
         all_callbacks.append(EvaluationCallback(validation, cutoffs, mode))
     all_callbacks.extend(callbacks)
