@@ -139,6 +139,30 @@ def test_model_directory_round_trip(synthetic_split, tmp_path):
 
 
 
+def test_save_refuses_user_folders_and_needs_overwrite(synthetic_split, tmp_path):
+    from tf_gru4rec.training import ModelDirError, check_model_dir
+
+    train_df, test_df = synthetic_split
+    model = train(train_df, SMALL.replace("n_epochs=2", "n_epochs=1"), verbose=0).model
+    user = tmp_path / "photos"
+    user.mkdir()
+    (user / "holiday.jpg").write_text("x")
+    with pytest.raises(ModelDirError, match="not empty and holds no model"):
+        save_model_dir(model, user)
+    assert os.listdir(user) == ["holiday.jpg"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelDirError, match="not a folder"):
+        check_model_dir(tmp_path / "file" / "model")
+    path = save_model_dir(model, tmp_path / "new" / "model")  # parents are created
+    with pytest.raises(ModelDirError, match="holds a model already; pass overwrite=True"):
+        save_model_dir(model, path)
+    (tmp_path / "new" / f".model.tmp-{2**22 + 12345}-dead").mkdir()  # a killed save's leftover
+    model.wy.assign(model.wy * 2.0)
+    save_model_dir(model, path, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "new")) == ["model"]
+    np.testing.assert_array_equal(load_model_dir(path)[0].wy.numpy(), model.wy.numpy())
+
+
 # ----- real data (slow) ---------------------------------------------------------------------
 #: The official PyTorch GRU4Rec on yoochoose1_64 with the RSC15 parameters
 #: (../shared/docs/targets.md): Recall@20, MRR@20.

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
-from tf_gru4rec.files import atomic_directory
+from tf_gru4rec.files import atomic_directory, remove_leftovers
 from tf_gru4rec.params import GRU4RecParams, parse_params
 
 
@@ -114,15 +114,56 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
 
 MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
+MODEL_FILES = {MODEL_FILE, PARAMS_FILE}
 
 
-def save_model_dir(model, path, params: GRU4RecParams | None = None) -> str:
+class ModelDirError(ValueError):
+    """A save path that cannot receive a model directory; the message says why."""
+
+
+def check_model_dir(path, overwrite=False) -> None:
+    """Checks, before any training, that `save_model_dir(..., path, overwrite)` will succeed.
+
+    `path` may be absent (its parent is created), an empty folder, or, with `overwrite`,
+    a model directory (only `model.keras` and `params.json`). Anything else, a folder of
+    the user's files above all, is refused: nothing of the user's is ever deleted.
+
+    Raises:
+        ModelDirError: with the reason, in one line.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.lexists(path):
+        if not os.path.isdir(path):
+            raise ModelDirError(f"{path}: exists and is not a folder")
+        entries = set(os.listdir(path))
+        if entries and (MODEL_FILE not in entries or not entries <= MODEL_FILES):
+            raise ModelDirError(f"{path}: a folder that is not empty and holds no model directory "
+                                f"({len(entries)} entries); give a new or empty folder")
+        if entries and not overwrite:
+            raise ModelDirError(f"{path}: holds a model already; pass overwrite=True "
+                                "(--overwrite) to replace it")
+        parent = path
+    else:
+        parent = os.path.dirname(path)
+        while not os.path.lexists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise ModelDirError(f"{path}: cannot be created, {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelDirError(f"{path}: no permission to write in {parent}")
+
+
+def save_model_dir(model, path, params: GRU4RecParams | None = None, overwrite=False) -> str:
     """Writes a model directory: `model.keras` (weights, optimizer state, item map) and
     `params.json` (the training parameters, `k=v` form under "params").
 
-    Written to a temporary sibling folder and renamed, so no reader sees half a model;
-    an existing directory at `path` is replaced.
+    `path` is checked first (`check_model_dir`): an existing model directory is replaced
+    only with `overwrite`. Written to a temporary sibling folder, then swapped in
+    atomically (`files.atomic_directory`): a reader, or a kill at any moment, finds the
+    old model or the new one, complete. Leftovers of an earlier killed save are removed.
     """
+    check_model_dir(path, overwrite)
+    remove_leftovers(path)
     with atomic_directory(path, replace=True) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         info = {"params": params.to_string() if params else None,

@@ -1,0 +1,103 @@
+"""Tests of tf_gru4rec.files: atomic folder replacement under kill -9, leftover cleanup."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tf_gru4rec.files import _exchange, atomic_directory, remove_leftovers
+
+# Rewrites a folder of 3 files again and again, all files carrying the generation number.
+WRITER = textwrap.dedent("""
+    import os, sys
+    from tf_gru4rec.files import atomic_directory
+    path, generation = sys.argv[1], 0
+    while True:
+        generation += 1
+        with atomic_directory(path, replace=True) as tmp:
+            for name in ("a", "b", "c"):
+                with open(os.path.join(tmp, name), "w") as f:
+                    f.write(f"{generation} " * 20000)
+        print(generation, flush=True)
+""")
+
+
+def complete_generation(path):
+    """The generation of the folder at `path`, read through one handle on the folder (a
+    reader that opened it keeps reading the same folder even if it is swapped meanwhile).
+    None if the folder it opened was removed before all files were read."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        names = sorted(os.listdir(fd))
+        contents = set()
+        for name in names:
+            with open(name, opener=lambda n, flags: os.open(n, flags, dir_fd=fd)) as f:
+                contents.add(f.read())
+        if names != ["a", "b", "c"] and os.fstat(fd).st_nlink == 0:
+            return None  # opened just before a swap: the old folder, being removed
+    except FileNotFoundError:
+        return None
+    finally:
+        os.close(fd)
+    assert names == ["a", "b", "c"] and len(contents) == 1, (names, len(contents))
+    return int(contents.pop().split()[0])
+
+
+def test_replacement_is_atomic_under_kill_9(tmp_path):
+    """A reader polling the folder, and a kill -9 at random moments, only ever see a
+    complete old or new folder; the next write removes what the killed one left."""
+    path = tmp_path / "model"
+    rng = np.random.default_rng(0)
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                                text=True, env=env)
+        try:
+            proc.stdout.readline()  # one complete write first
+            deadline = time.monotonic() + rng.uniform(0.05, 0.4)
+            while time.monotonic() < deadline:
+                complete_generation(path)
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        assert complete_generation(path) is not None  # the folder itself is always complete
+    with atomic_directory(path, replace=True) as tmp:
+        open(os.path.join(tmp, "a"), "w").close()
+    remove_leftovers(path)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+    path = tmp_path / "m"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (tmp_path / f".m.tmp-{dead}-x1").mkdir()
+    (tmp_path / f".m.tmp-{os.getpid()}-x2").mkdir()  # a live write in progress
+    (tmp_path / f".other.tmp-{dead}-x3").mkdir()  # another target's
+    assert remove_leftovers(path) == [str(tmp_path / f".m.tmp-{dead}-x1")]
+    assert sorted(os.listdir(tmp_path)) == sorted([f".m.tmp-{os.getpid()}-x2", f".other.tmp-{dead}-x3"])
+
+
+def test_failed_write_leaves_the_old_folder_and_nothing_else(tmp_path):
+    path = tmp_path / "m"
+    path.mkdir()
+    (path / "a").write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(path, replace=True) as tmp:
+            open(os.path.join(tmp, "a"), "w").write("new")
+            raise RuntimeError("killed")
+    assert os.listdir(tmp_path) == ["m"] and (path / "a").read_text() == "old"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_exchange_swaps_two_folders(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    (tmp_path / "x" / "1").touch()
+    assert _exchange(str(tmp_path / "x"), str(tmp_path / "y"))
+    assert os.listdir(tmp_path / "y") == ["1"] and os.listdir(tmp_path / "x") == []
