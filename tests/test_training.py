@@ -163,6 +163,68 @@ def test_save_refuses_user_folders_and_needs_overwrite(synthetic_split, tmp_path
     np.testing.assert_array_equal(load_model_dir(path)[0].wy.numpy(), model.wy.numpy())
 
 
+RESUMABLE = SMALL.replace("n_epochs=2", "n_epochs=3") + ",dropout_p_hidden=0.3,sample_cache_size=2000"
+# Trains with a checkpoint folder; the test kills it with SIGKILL after its first checkpoint.
+KILLED_RUN = """
+import sys
+from tf_gru4rec.data import read_sessions
+from tf_gru4rec.training import train
+train(read_sessions(sys.argv[1]), sys.argv[2], verbose=0, checkpoint_dir=sys.argv[3])
+"""
+
+
+def test_killed_run_resumes_and_ends_exactly_as_an_uninterrupted_one(synthetic_split, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    train_df, test_df = synthetic_split
+    train_df.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    ckpt = tmp_path / "ckpt"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path / "train.tsv"), RESUMABLE,
+                             str(ckpt)], env={**os.environ, "PYTHONPATH": os.getcwd()},
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (ckpt / "progress.json").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    done = json.loads((ckpt / "progress.json").read_text())["epochs_done"]
+    assert done in (1, 2)  # killed in the middle of the run
+    resumed = train(train_df, RESUMABLE, verbose=0, checkpoint_dir=ckpt)
+    assert resumed.history.epoch == list(range(done, 3))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".ckpt.tmp")]
+    straight = train(train_df, RESUMABLE, verbose=0)
+    for a, b in zip(resumed.model.weights, straight.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    for a, b in zip(resumed.model.optimizer.variables, straight.model.optimizer.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert resumed.history.history["loss"] == straight.history.history["loss"][done:]
+    assert evaluate(resumed.model, test_df)["recall@20"] == evaluate(straight.model, test_df)["recall@20"]
+
+
+def test_checkpoint_of_another_run_is_refused(synthetic_split, tmp_path):
+    from tf_gru4rec.training import CheckpointError
+
+    train_df, _ = synthetic_split
+    one_epoch = SMALL.replace("n_epochs=2", "n_epochs=1")
+    train(train_df, one_epoch, verbose=0, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="another run \\(params differs\\)"):
+        train(train_df, one_epoch.replace("learning_rate=0.1", "learning_rate=0.2"), verbose=0,
+              checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(CheckpointError, match="data_sha1 differs"):
+        train(train_df.iloc[:-40], one_epoch, verbose=0, checkpoint_dir=tmp_path / "ckpt")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(CheckpointError, match="holds no training checkpoint"):
+        train(train_df, one_epoch, verbose=0, checkpoint_dir=tmp_path / "mine")
+
+
 # ----- real data (slow) ---------------------------------------------------------------------
 #: The official PyTorch GRU4Rec on yoochoose1_64 with the RSC15 parameters
 #: (../shared/docs/targets.md): Recall@20, MRR@20.

@@ -64,8 +64,26 @@ class NegativeSampler:
         self.rng = np.random.default_rng(seed)
         self._cache = np.zeros((0, self.n_sample), dtype=np.int32)
         self._next = 0
+        self._refill_state = None  # the generator's state before the cache was drawn
+
+    def get_state(self) -> dict:
+        """The sampler's position, JSON-serialisable: `set_state` continues the same stream."""
+        if self._refill_state is None:
+            return {"rng": self.rng.bit_generator.state, "next": None}
+        return {"rng": self._refill_state, "next": self._next}
+
+    def set_state(self, state: dict) -> None:
+        """Continues from a `get_state` of a sampler built with the same arguments (the
+        cache is drawn again from the saved generator state, not stored)."""
+        self.rng.bit_generator.state = state["rng"]
+        if state["next"] is None:
+            self._cache, self._next, self._refill_state = self._cache[:0], 0, None
+        else:
+            self._refill()
+            self._next = state["next"]
 
     def _refill(self):
+        self._refill_state = self.rng.bit_generator.state
         shape = (self.steps_per_refill, self.n_sample)
         slot = self.rng.integers(0, len(self.prob), size=shape, dtype=np.int32)
         keep = self.rng.random(shape) < self.prob[slot]

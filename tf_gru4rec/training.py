@@ -6,6 +6,7 @@ Keras: `GRU4Rec.compile` + `model.fit` on `SessionParallelBatcher.dataset()`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -62,6 +63,69 @@ class StopOnDivergence(keras.callbacks.Callback):
             )
 
 
+CHECKPOINT_WEIGHTS = "checkpoint.weights.h5"
+CHECKPOINT_PROGRESS = "progress.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder that does not belong to this run; the message says why."""
+
+
+def _fingerprint(data: SessionData, params: GRU4RecParams) -> dict:
+    """What a checkpoint must match to be continued: the parameters and the data."""
+    digest = hashlib.sha1(data.items.tobytes())
+    digest.update(data.offsets.tobytes())
+    return {"params": params.to_string(), "data_sha1": digest.hexdigest(),
+            "n_items": len(data.item_map)}
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves, after every epoch, all that `restore_checkpoint` needs to continue the run as
+    if it had never stopped: weights and optimizer slots, the dropout seed, the negative
+    sampler's position and the epoch count. Replaced atomically (`atomic_directory`), so
+    a kill at any moment leaves the last complete epoch's checkpoint."""
+
+    def __init__(self, directory, batcher, fingerprint):
+        super().__init__()
+        self.directory, self.batcher, self.fingerprint = os.fspath(directory), batcher, fingerprint
+
+    def on_epoch_end(self, epoch, logs=None):
+        remove_leftovers(self.directory)
+        with atomic_directory(self.directory, replace=True) as tmp:
+            self.model.save_weights(os.path.join(tmp, CHECKPOINT_WEIGHTS))
+            sampler = self.batcher.sampler
+            progress = {**self.fingerprint, "epochs_done": epoch + 1,
+                        "dropout_seed": self.model.seed_generator.state.numpy().tolist(),
+                        "sampler": sampler.get_state() if sampler else None}
+            with open(os.path.join(tmp, CHECKPOINT_PROGRESS), "w", encoding="utf-8") as f:
+                json.dump(progress, f)
+
+
+def restore_checkpoint(directory, model, batcher, fingerprint) -> int:
+    """Loads an `EpochCheckpoint` into a compiled model and its batcher; returns the number
+    of epochs it completed (0 when `directory` holds none yet).
+
+    Raises:
+        CheckpointError: the checkpoint is of other parameters or other data.
+    """
+    path = os.path.join(os.fspath(directory), CHECKPOINT_PROGRESS)
+    if not os.path.isfile(path):
+        if os.path.isdir(directory) and os.listdir(directory):
+            raise CheckpointError(f"{directory}: not empty and holds no training checkpoint")
+        return 0
+    with open(path, encoding="utf-8") as f:
+        progress = json.load(f)
+    for key, value in fingerprint.items():
+        if progress.get(key) != value:
+            raise CheckpointError(f"{directory}: the checkpoint is of another run ({key} differs); "
+                                  "give another --checkpoint-dir or the same data and parameters")
+    model.load_weights(os.path.join(os.fspath(directory), CHECKPOINT_WEIGHTS))
+    model.seed_generator.state.assign(np.array(progress["dropout_seed"], model.seed_generator.state.dtype))
+    if progress["sampler"] is not None:
+        batcher.sampler.set_state(progress["sampler"])
+    return int(progress["epochs_done"])
+
+
 @dataclass
 class TrainResult:
     """What `train` returns."""
@@ -77,7 +141,7 @@ class TrainResult:
 
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
-          mode="conservative", verbose="auto") -> TrainResult:
+          mode="conservative", verbose="auto", checkpoint_dir=None) -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -87,6 +151,10 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
         cutoffs, mode: of the validation metrics.
         verbose: passed to `model.fit`.
+        checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
+            run given the folder of a killed run with the same data and parameters
+            continues after its last completed epoch and ends exactly as an uninterrupted
+            run would (history and `n_examples` cover the epochs run in this call).
 
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
@@ -101,12 +169,17 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     model = params.build_model(data.item_map)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
     all_callbacks = [StopOnDivergence(), EventsPerSecond()]
+    initial_epoch = 0
+    if checkpoint_dir is not None:
+        fingerprint = _fingerprint(data, params)
+        initial_epoch = restore_checkpoint(checkpoint_dir, model, batcher, fingerprint)
+        all_callbacks.append(EpochCheckpoint(checkpoint_dir, batcher, fingerprint))
     if validation is not None:
         all_callbacks.append(EvaluationCallback(validation, cutoffs, mode))
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(batcher.dataset(), epochs=params.n_epochs, callbacks=all_callbacks,
-                        shuffle=False, verbose=verbose)
+                        initial_epoch=initial_epoch, verbose=verbose)
     seconds = time.perf_counter() - start
     epochs = len(history.epoch)
     return TrainResult(model, history, seconds, batcher.n_examples * epochs)
