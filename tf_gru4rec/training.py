@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tf_gru4rec import memory
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
 from tf_gru4rec.files import atomic_directory, remove_leftovers
@@ -158,6 +159,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
 
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
+        MemoryEstimateError: the run clearly needs more memory than the machine has.
     """
     params = params if isinstance(params, GRU4RecParams) else parse_params(params)
     if params.seed is not None:
@@ -165,6 +167,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     data = train_data if isinstance(train_data, SessionData) else SessionData.from_frame(
         pd.DataFrame(train_data), source="training data"
     )
+    memory.check_fits(memory.training_bytes(len(data.item_map), params,
+                                            eval_rows=256 if validation is not None else 0))
     batcher = params.build_batcher(data)
     model = params.build_model(data.item_map)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
