@@ -10,6 +10,8 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tf_gru4rec", "tf_gru4rec.*"]),
+    # The published parameter sets (`--param-file rsc15_xe_shared_best`): data, not modules.
+    package_data={"tf_gru4rec": ["paramfiles/*.py"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.20,<3",

@@ -1,9 +1,18 @@
 import json
+from pathlib import Path
 
 import pytest
 
+from tf_gru4rec import params as params_module
 from tf_gru4rec.losses import BPRMax, CrossEntropy
-from tf_gru4rec.params import GRU4RecParams, ParamError, load_param_file, parse_params
+from tf_gru4rec.params import (
+    PARAM_FILE_DIR,
+    GRU4RecParams,
+    ParamError,
+    load_param_file,
+    parse_params,
+    shipped_param_files,
+)
 
 RSC15 = ("loss=cross-entropy,constrained_embedding=True,embedding=0,elu_param=0,layers=100,"
          "n_epochs=10,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,learning_rate=0.2,"
@@ -61,9 +70,73 @@ def test_parameter_files(tmp_path):
     bad.write_text("x = 1\n")
     with pytest.raises(ParamError, match="defines no gru4rec_params"):
         load_param_file(bad)
-    with pytest.raises(ParamError, match="cannot read"):
+    with pytest.raises(ParamError, match="missing.json: no such parameter file, nor a shipped one"):
         load_param_file(tmp_path / "missing.json")
 
 
 def test_defaults_are_valid():
     assert GRU4RecParams().embedding_mode == "shared"
+
+
+# ----- the shipped published parameter sets ---------------------------------------------------
+# The spec's section 9 table (gru4rec-algorithm.md), row for row; "-" = not given.
+SPEC_TABLE = """
+| dataset | loss | layers | batch | drop emb | drop hid | lr | momentum | n_sample | alpha | bpreg | elu | logq |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| RSC15 | cross-entropy | 100 | 32 | 0.0 | 0.4 | 0.2 | 0.2 | 2048 | 0.5 | - | 0 | 1 |
+| Yoochoose | cross-entropy | 480 | 48 | 0.0 | 0.2 | 0.07 | 0.0 | 2048 | 0.2 | - | 0 | 1 |
+| Rees46 | cross-entropy | 512 | 240 | 0.45 | 0.0 | 0.065 | 0.0 | 2048 | 0.5 | - | 0 | 1 |
+| Coveo | bpr-max | 512 | 144 | 0.35 | 0.0 | 0.05 | 0.4 | 2048 | 0.2 | 1.85 | 1 | 0 |
+| RetailRocket | bpr-max | 224 | 80 | 0.5 | 0.05 | 0.05 | 0.4 | 2048 | 0.4 | 1.95 | 0.5 | 0 |
+| Diginetica | bpr-max | 512 | 128 | 0.5 | 0.3 | 0.05 | 0.15 | 2048 | 0.3 | 0.9 | 1 | 0 |
+"""
+COLUMNS = {"loss": "loss", "layers": "layers", "batch": "batch_size", "drop emb": "dropout_p_embed",
+           "drop hid": "dropout_p_hidden", "lr": "learning_rate", "momentum": "momentum",
+           "n_sample": "n_sample", "alpha": "sample_alpha", "bpreg": "bpreg", "elu": "elu_param",
+           "logq": "logq"}
+SPEC_DOC = Path(__file__).resolve().parents[2] / "shared" / "docs" / "gru4rec-algorithm.md"
+
+
+def spec_rows(table=SPEC_TABLE):
+    """{dataset: {parameter name: text value}} of the table, without its "-" cells."""
+    lines = [line.strip(" |").split(" | ") for line in table.strip().splitlines() if line.startswith("| ")]
+    head, rows = lines[0], lines[1:]
+    return {row[0]: {COLUMNS[h]: v for h, v in zip(head[1:], row[1:]) if v != "-"} for row in rows
+            if not row[0].startswith("---")}
+
+
+def shipped_name(dataset, loss):
+    return f"{dataset.lower()}_{'xe' if loss == 'cross-entropy' else 'bprmax'}_shared_best"
+
+
+def test_the_embedded_table_is_the_specs():
+    if not SPEC_DOC.exists():
+        pytest.skip(f"{SPEC_DOC} is absent")
+    section = SPEC_DOC.read_text().split("## 9.")[1].split("\n## ")[0]
+    assert spec_rows("\n".join(l for l in section.splitlines() if l.startswith("|"))) == spec_rows()
+
+
+@pytest.mark.parametrize("dataset", list(spec_rows()))
+def test_each_shipped_file_holds_exactly_its_spec_row(dataset):
+    row = spec_rows()[dataset]
+    name = shipped_name(dataset, row["loss"])
+    path = PARAM_FILE_DIR / f"{name}.py"
+    literal = params_module._literal_params(path.read_text(), path)
+    # the row, plus what the table's title states for every row: 10 epochs, shared embedding
+    want = {**row, "n_epochs": "10", "embedding": "0", "constrained_embedding": "True"}
+    assert set(literal) == set(want)
+    assert load_param_file(name) == parse_params(want) == load_param_file(f"{name}.py")
+
+
+def test_shipped_names_unknown_names_and_paths(tmp_path, monkeypatch):
+    assert shipped_param_files() == sorted(shipped_name(d, r["loss"]) for d, r in spec_rows().items())
+    with pytest.raises(ParamError) as info:
+        load_param_file("rsc15")
+    assert str(info.value) == ("rsc15: no such parameter file, nor a shipped one "
+                               f"({', '.join(shipped_param_files())})")
+    # an existing file of the same name wins over the shipped one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rsc15_xe_shared_best.py").write_text("gru4rec_params = {'layers': [7]}\n")
+    assert load_param_file("rsc15_xe_shared_best.py").layers == [7]
+    assert load_param_file("rsc15_xe_shared_best").layers == [100]
+

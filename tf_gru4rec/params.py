@@ -5,6 +5,9 @@ The names are the reference implementation's, so a published table can be pasted
 dict. `embedding` > 0 is a separate embedding of that size; `embedding=0` with
 `constrained_embedding=True` shares the output table as input embedding; both 0/False is
 one-hot input.
+
+The published best parameter sets (the spec's section 9) ship in `paramfiles/` in the
+reference Python format; `load_param_file` takes their names as well as paths.
 """
 
 from __future__ import annotations
@@ -14,11 +17,17 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
+# Importing model, losses and optimizers also registers their Keras classes, which
+# `training.load_model_dir` needs to deserialise a saved model.
 from tf_gru4rec import losses
 from tf_gru4rec.data import SessionData, SessionParallelBatcher
 from tf_gru4rec.model import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
+
+#: The published parameter sets shipped with the package (package data).
+PARAM_FILE_DIR = Path(__file__).resolve().parent / "paramfiles"
 
 
 class ParamError(ValueError):
@@ -196,13 +205,40 @@ def parse_params(spec=None, **overrides) -> GRU4RecParams:
     return GRU4RecParams(**{k: _convert(k, v) for k, v in items.items()})
 
 
+def shipped_param_files() -> list[str]:
+    """Names of the shipped parameter files (without `.py`), e.g. 'rsc15_xe_shared_best'."""
+    return sorted(f.stem for f in PARAM_FILE_DIR.glob("*.py"))
+
+
+def param_file_path(name) -> str:
+    """`name` itself when it is an existing file, else the shipped file of that name.
+
+    Raises:
+        ParamError: neither; the message lists the shipped names.
+    """
+    name = os.fspath(name)
+    if os.path.exists(name):
+        return name
+    shipped = PARAM_FILE_DIR / (name if name.endswith(".py") else f"{name}.py")
+    if os.sep not in name and shipped.is_file():
+        return str(shipped)
+    raise ParamError(f"{name}: no such parameter file, nor a shipped one "
+                     f"({', '.join(shipped_param_files())})")
+
+
 def load_param_file(path) -> GRU4RecParams:
     """Parameters from JSON or from a reference-style Python file defining `gru4rec_params`.
 
-    The Python file is read without being run: its `gru4rec_params` must be a literal
-    dict or `OrderedDict([...])` of literals.
+    `path` is a file or the name of a shipped file (`shipped_param_files()`, with or
+    without `.py`); an existing file wins over a shipped name. The Python file is read
+    without being run: its `gru4rec_params` must be a literal dict or `OrderedDict([...])`
+    of literals.
+
+    Example:
+        >>> load_param_file("rsc15_xe_shared_best").batch_size
+        32
     """
-    path = os.fspath(path)
+    path = param_file_path(path)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
