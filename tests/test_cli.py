@@ -1,7 +1,9 @@
-"""Tests of the command line (`tf_gru4rec.cli`: python -m tf_gru4rec.train / .evaluate).
+"""Tests of the command line (`tf_gru4rec.cli`: python -m tf_gru4rec.train / .evaluate / .export).
 
-Commands run in-process through `train_main` / `evaluate_main` (fast), and twice as real
-subprocesses. Training runs are tiny (16 units, 1 epoch) and seeded.
+Commands run in-process through `train_main` / `evaluate_main` (fast), and as real
+subprocesses where start-up matters (TensorFlow not imported for --help and bad settings,
+its logs silenced, progress on a pipe, the README's demo table). Training runs are tiny
+(16 units, 1 epoch) and seeded.
 """
 
 import contextlib
@@ -9,6 +11,7 @@ import io
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tf_gru4rec import baselines, evaluation
 from tf_gru4rec.baselines import ItemKNN, Pop, evaluate_baseline
-from tf_gru4rec.cli import evaluate_main, resolve_params, train_main
+from tf_gru4rec.cli import Progress, evaluate_main, resolve_params, train_main, train_parser
 from tf_gru4rec.data import read_sessions
-from tf_gru4rec.params import parse_params
+from tf_gru4rec.params import load_param_file, parse_params, shipped_param_files
 from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
 
 TINY = "layers=16,batch_size=16,n_sample=16,learning_rate=0.1,n_epochs=1,seed=1,block_steps=20"
@@ -131,6 +135,7 @@ def test_table_output_and_cutoffs(files, capsys):
     assert lines[0] == "| model | Recall@3 | MRR@3 | Recall@7 | MRR@7 |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| GRU4Rec", "| Pop"]
     assert "trained 1 epoch(s)" in err
+    assert "% (" not in err and "Epoch 1/1" not in err  # -q: no progress at all
 
 
 # ----- other formats and column names ---------------------------------------------------------
@@ -204,6 +209,57 @@ def test_param_files_json_and_reference_python_equal_the_string(tmp_path):
     assert (p.momentum, p.n_sample, p.seed, p.learning_rate) == (0.1, 64, 3, 0.05)
 
 
+def test_shipped_param_file_by_name_and_in_the_help(files, capsys):
+    """`--param-file NAME` takes a shipped published set by name (with or without .py); the
+    help and the README list the shipped names."""
+    rsc15 = load_param_file("rsc15_xe_shared_best")
+    assert resolve_params(param_file="rsc15_xe_shared_best.py") == rsc15
+    assert resolve_params("n_epochs=1", "rsc15_xe_shared_best") == parse_params(
+        rsc15.to_string() + ",n_epochs=1")
+    help_text = " ".join(train_parser().format_help().split())
+    readme = (REPO / "README.md").read_text()
+    for name in shipped_param_files():
+        assert name in help_text and f"{name}.py" in readme
+
+
+# ----- several test files, some unusable: the good ones are still reported -------------------------
+def test_train_reports_the_good_test_files_and_exits_1_for_a_bad_one(files, capsys):
+    foreign = foreign_items_file(files["root"])
+    status, out, err = run(train_main, [files["train"], "--test", files["test"], foreign, "--params", TINY,
+                                        "--baselines", "pop", "--json", "-q"], capsys)
+    assert status == 1
+    problem = f"{foreign}: no item is known to the model (all 2 events skipped)"
+    assert err.strip().splitlines()[-1] == f"tf_gru4rec.train: error: {problem}"
+    assert err.count(problem) == 1 and "Traceback" not in err
+    result = last_json(out)
+    good, bad = result["tests"]
+    assert bad == {"path": str(foreign), "error": problem}
+    assert good["path"] == files["test"] and good["n_events"] == 409
+    assert set(good["baselines"]) == {"pop"} and "path" not in good["baselines"]["pop"]
+    assert result["recall@20"] == good["recall@20"] > 0.5
+    assert f"| GRU4Rec ({files['test']}) |" in err and f"| Pop ({files['test']}) |" in err  # the table
+    assert str(foreign) not in err.split("| model |")[1].split("tf_gru4rec.train: error")[0]
+
+
+def test_evaluate_reports_the_good_test_files_and_exits_1_for_a_bad_one(files, trained, capsys):
+    foreign = foreign_items_file(files["root"])
+    argv = [trained["model_dir"], foreign, files["test"], "-q"]
+    status, out, err = run(evaluate_main, argv, capsys)
+    assert status == 1
+    problem = f"{foreign}: no item is known to the model (all 2 events skipped)"
+    assert err.strip().splitlines() == [f"tf_gru4rec.evaluate: error: {problem}"]
+    rows = out.strip().splitlines()[2:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| GRU4Rec ({files['test']})"]
+
+    status, out, err = run(evaluate_main, argv + ["--json"], capsys)
+    assert status == 1
+    result = last_json(out)
+    assert result["tests"][0] == {"path": str(foreign), "error": problem}
+    assert result["tests"][1]["path"] == files["test"]
+    assert result["recall@20"] == result["tests"][1]["recall@20"]  # the first evaluated file
+    assert result["recall@20"] == pytest.approx(trained["result"]["recall@20"], abs=1e-6)
+
+
 # ----- errors: one line, no traceback ---------------------------------------------------------
 def bad_time_file(root):
     path = root / "bad_time.tsv"
@@ -217,21 +273,33 @@ def foreign_items_file(root):
     return path
 
 
+SHIPPED = ", ".join(shipped_param_files())
+
+
 @pytest.mark.parametrize("main, argv, status, message", [
-    (train_main, ["{train}", "--params", "hidden_size=3"], 1, "unknown parameter(s): hidden_size"),
-    (train_main, ["{train}", "--params", "layers=abc"], 1, "invalid value for layers: ['abc']"),
-    (train_main, ["{root}/missing.tsv"], 1, "missing.tsv: no such file"),
-    (train_main, ["{bad_time}"], 1, "bad_time.tsv: 1 non-numeric Time value(s), e.g. 'noon'"),
-    (train_main, ["{train}", "--test", "{foreign}"], 1, "foreign.tsv: no item is known to the model"),
-    (train_main, ["{train}", "--param-file", "{root}/nope.json"], 1, "nope.json: cannot read parameter file"),
+    # bad settings: usage errors, exit 2
+    (train_main, ["{train}", "--params", "hidden_size=3"], 2, "unknown parameter(s): hidden_size"),
+    (train_main, ["{train}", "--params", "layers=abc"], 2, "invalid value for layers: ['abc']"),
+    (train_main, ["{train}", "--param-file", "{root}/nope.json"], 2,
+     f"nope.json: no such parameter file, nor a shipped one ({SHIPPED})"),
+    (train_main, ["{train}", "--param-file", "rsc15_best"], 2,
+     f"rsc15_best: no such parameter file, nor a shipped one ({SHIPPED})"),
+    (train_main, ["{train}", "--param-file", "{bad_py}"], 2, "bad.py: defines no gru4rec_params"),
     (train_main, ["--test", "{train}"], 2, "--test needs a TRAIN file"),
     (train_main, ["{train}", "-m", "0"], 2, "expected a positive integer, got '0'"),
-    (evaluate_main, ["{root}", "{train}"], 1, "not a model directory (no model.keras)"),
     (evaluate_main, ["--baseline", "knn", "{train}", "{train}"], 2, "invalid choice: 'knn'"),
+    # bad input data, missing files: exit 1
+    (train_main, ["{root}/missing.tsv"], 1, "missing.tsv: no such file"),
+    (train_main, ["{bad_time}"], 1, "Time value(s)"),
+    (train_main, ["{train}", "--test", "{foreign}"], 1, "foreign.tsv: no item is known to the model"),
+    (train_main, ["{train}", "--test", "{root}/missing.tsv"], 1, "missing.tsv: no such file"),
+    (evaluate_main, ["{root}", "{train}"], 1, "not a model directory (no model.keras)"),
 ])
 def test_bad_input_exits_with_one_line(files, capsys, main, argv, status, message):
+    bad_py = files["root"] / "bad.py"
+    bad_py.write_text("params = {}\n")
     names = {"train": files["train"], "root": files["root"], "bad_time": bad_time_file(files["root"]),
-             "foreign": foreign_items_file(files["root"])}
+             "foreign": foreign_items_file(files["root"]), "bad_py": bad_py}
     code, out, err = run(main, [a.format(**names) for a in argv], capsys)
     assert code == status
     assert out == ""
@@ -240,32 +308,147 @@ def test_bad_input_exits_with_one_line(files, capsys, main, argv, status, messag
 
 
 # ----- real processes ---------------------------------------------------------------------------
-def subprocess_run(*args, timeout=240):
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=False,
-                          env=env, cwd=REPO, timeout=timeout)
+# TensorFlow's log lines: absl/glog prefixes (I0000 00:00:...), CUDA probing, oneDNN, TF-TRT.
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4}|cuda|oneDNN|TF-TRT|absl::InitializeLog", re.IGNORECASE | re.MULTILINE)
 
 
-def test_demo_beats_pop_in_a_subprocess():
-    """The quickstart (`python -m tf_gru4rec.train`, 2 epochs here) clearly beats Pop."""
-    proc = subprocess_run("tf_gru4rec.train", "--params", "n_epochs=2", "--json", "-q")
+def subprocess_run(*args, timeout=240, env=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
+    proc = subprocess.run([sys.executable, *args], capture_output=True, check=False, env=env, cwd=REPO,
+                          timeout=timeout)
+    # Decoded here, not with text=True, which would turn carriage returns into newlines.
+    proc.stdout, proc.stderr = proc.stdout.decode(), proc.stderr.decode()
+    return proc
+
+
+#: conftest.py sets TF_CPP_MIN_LOG_LEVEL for the tests; these runs check the commands' default.
+DEFAULT_ENV = {"TF_CPP_MIN_LOG_LEVEL": None}
+
+
+def readme_demo_table():
+    readme = (REPO / "README.md").read_text()
+    return re.search(r"```\n(\| model \|.*?)```", readme, re.DOTALL).group(1).strip()
+
+
+def test_demo_prints_the_readme_table_quietly():
+    """The quickstart, exactly (`python -m tf_gru4rec.train`, seeded): stdout is the README's
+    table; stderr has progress lines (piped: no carriage return, no colour code) and no
+    TensorFlow log line."""
+    proc = subprocess_run("-m", "tf_gru4rec.train", env=DEFAULT_ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    pop, knn = result["baselines"]["pop"], result["baselines"]["itemknn"]
-    assert result["recall@20"] > pop["recall@20"] + 0.4  # measured: 0.832 vs 0.228 (item-kNN 0.808)
-    assert result["mrr@20"] > pop["mrr@20"] + 0.3
-    assert knn["recall@20"] > pop["recall@20"] + 0.4
-    assert result["n_events"] == 3074 and result["tests"][0]["path"] == "synthetic test data"
-    assert "| GRU4Rec |" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout.strip() == readme_demo_table()
+    rows = {line.split(" | ")[0][2:]: [float(v) for v in line.strip(" |").split(" | ")[1:]]
+            for line in proc.stdout.strip().splitlines()[2:]}
+    assert rows["GRU4Rec"][-2] > rows["Pop"][-2] + 0.4  # Recall@20: 0.853 vs 0.228 (item-kNN 0.808)
+    assert rows["GRU4Rec"][-1] > rows["Pop"][-1] + 0.3  # MRR@20
+    assert not TF_LOG_LINE.search(proc.stderr), proc.stderr
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr and "\b" not in proc.stderr
+    assert "Epoch 4/4" in proc.stderr
+    assert "GRU4Rec on synthetic test data: 100% (3,074/3,074 events)" in proc.stderr
+    assert "Item-kNN on synthetic test data:   0% (0/3,074 events)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_evaluate_command_is_quiet_unless_verbose_and_shows_progress(files, trained, verbose):
+    proc = subprocess_run("-m", "tf_gru4rec.evaluate", trained["model_dir"], files["test"],
+                          *(["--verbose"] if verbose else []), env=DEFAULT_ENV, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert bool(TF_LOG_LINE.search(proc.stderr)) == verbose, proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("GRU4Rec on ")]
+    assert progress[0] == f"GRU4Rec on {files['test']}:   0% (0/409 events)"
+    assert progress[-1] == f"GRU4Rec on {files['test']}: 100% (409/409 events)"
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+    if not verbose:
+        assert proc.stderr.splitlines() == progress
+    assert "| GRU4Rec |" in proc.stdout
+
+
+@pytest.mark.parametrize("args, status", [
+    (["tf_gru4rec.train", "--help"], 0),
+    (["tf_gru4rec.train", "--paramz", "layers=100"], 2),
+    (["tf_gru4rec.train", "train.tsv", "-m", "0"], 2),
+    (["tf_gru4rec.train", "--test", "test.tsv"], 2),
+    (["tf_gru4rec.evaluate", "--help"], 0),
+    (["tf_gru4rec.evaluate", "model", "test.tsv", "--baseline", "knn"], 2),
+    (["tf_gru4rec.tune", "--help"], 0),
+    (["tf_gru4rec.export", "--help"], 0),
+    (["tf_gru4rec.export", "model"], 2),
+])
+def test_help_and_bad_arguments_do_not_import_tensorflow(args, status):
+    proc = subprocess_run("-X", "importtime", "-m", *args, timeout=60)
+    assert proc.returncode == status, proc.stderr[-2000:]
+    imported = re.findall(r"^import time:.*\|\s*(\S+)\s*$", proc.stderr, re.MULTILINE)
+    assert "argparse" in imported  # the import log was read
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "keras")]
+    messages = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+    assert len(messages) == (status != 0), messages
+    if status:
+        prog = "python -m tf_gru4rec.export" if args[0] == "tf_gru4rec.export" else args[0]
+        assert messages[0].startswith(f"{prog}: error: ")
+    else:
+        assert proc.stdout.startswith("usage: python -m " + args[0])
 
 
 def test_error_in_a_subprocess_is_one_line(files):
-    proc = subprocess_run("tf_gru4rec.evaluate", files["root"] / "no_model", files["test"], timeout=120)
+    proc = subprocess_run("-m", "tf_gru4rec.evaluate", files["root"] / "no_model", files["test"],
+                          env=DEFAULT_ENV, timeout=120)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"tf_gru4rec.evaluate: error: {files['root'] / 'no_model'}: not a model directory (no model.keras)")
-    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"tf_gru4rec.evaluate: error: {files['root'] / 'no_model'}: not a model directory (no model.keras)"]
+
+
+# ----- pieces -------------------------------------------------------------------------------------
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_redraws_on_a_terminal_and_prints_plain_lines_otherwise():
+    def drive(stream, enabled=True):
+        progress = Progress("GRU4Rec on t.tsv", enabled=enabled, stream=stream)
+        for done in [*range(0, 1000, 7), 1000]:
+            progress(done, 1000)
+        return stream.getvalue()
+
+    terminal = drive(Terminal())
+    assert terminal.startswith("\rGRU4Rec on t.tsv [") and terminal.endswith("100% (1,000/1,000 events)\n")
+    assert terminal.count("\n") == 1
+    piped = drive(io.StringIO())
+    lines = piped.splitlines()
+    assert "\r" not in piped and "\x1b" not in piped
+    assert lines[0] == "GRU4Rec on t.tsv:   0% (0/1,000 events)"
+    assert lines[-1] == "GRU4Rec on t.tsv: 100% (1,000/1,000 events)"
+    assert len(lines) == 11  # one per tenth
+    assert drive(io.StringIO(), enabled=False) == ""
+
+
+def test_static_names_equal_the_modules():
+    """The parsers' choices are repeated in cli.py so that building them imports no TensorFlow."""
+    from tf_gru4rec import cli
+
+    assert cli.TIE_MODES == evaluation.TIE_MODES
+    assert cli.BASELINE_NAMES == tuple(baselines.BASELINES)
+    assert list(cli.PARAM_FILES) == shipped_param_files()
+
+
+# ----- the README's example ids -------------------------------------------------------------------
+README_DATA = SHARED_DATA / "yoochoose1_64"
+
+
+def test_readme_example_ids_are_consecutive_clicks_of_the_named_training_data():
+    if not (README_DATA / "train_full.tsv").exists():
+        pytest.skip(f"{README_DATA} is absent")
+    readme = (REPO / "README.md").read_text()
+    assert '"../shared/data/yoochoose1_64/"' in readme
+    (a, b), = {tuple(map(int, m)) for m in re.findall(r"recommend\(\[\[(\d+), (\d+)\]\]", readme)}
+    assert f"--items {a},{b}" in readme  # the gRPC client example
+    train = pd.read_csv(README_DATA / "train_full.tsv", sep="\t")
+    items = train.groupby("SessionId", sort=False)["ItemId"].agg(list)
+    assert any([a, b] == session[i:i + 2] for session in items for i in range(len(session) - 1))
 
 
 # ----- real data (slow) -------------------------------------------------------------------------
@@ -294,3 +477,20 @@ def test_rsc15_100k_gru4rec_beats_pop(capsys):
     assert result["mrr@20"] > 2 * pop["mrr@20"]
     assert result["recall@20"] > knn["recall@20"] + 0.1
     assert np.isfinite(result["train_seconds"])
+
+
+@pytest.mark.slow
+def test_readme_python_api_runs_on_the_data_it_names(tmp_path):
+    """The README's Python API example, as written but with 1 epoch instead of 10."""
+    if not (README_DATA / "train_full.tsv").exists():
+        pytest.skip(f"{README_DATA} is absent")
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(import tf_gru4rec as g\n.*?)```", readme, re.DOTALL).group(1)
+    code = code.replace("n_epochs=10", "n_epochs=1").replace("epochs=10", "epochs=1")
+    code = code.replace('"../shared/data/yoochoose1_64/"', repr(f"{README_DATA}/"))
+    code += "assert report == {'unknown': [[]], 'empty': []} and ids.shape == (1, 20), report\n"
+    (tmp_path / "example.py").write_text(code)
+    proc = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True, check=False,
+                          cwd=tmp_path, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "gru4rec.keras").exists()

@@ -75,9 +75,22 @@ def test_bad_space_is_a_param_error(tmp_path, space, message):
 def test_cli_errors_are_one_line(files, tmp_path, capsys, monkeypatch):
     argv = tune_argv(files, 1)
     argv[argv.index("--params") + 1] = FIXED + ",learning_rate=0.1"
-    assert tune.main(argv) == 1
+    assert tune.main(argv) == 2  # bad settings: a usage error
     err = capsys.readouterr().err
     assert err.strip() == "tf_gru4rec.tune: error: parameter(s) both fixed and searched: learning_rate"
+
+    argv = tune_argv(files, 1)
+    argv[argv.index("--space") + 1] = str(tmp_path / "no_space.json")
+    assert tune.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"tf_gru4rec.tune: error: {tmp_path / 'no_space.json'}: cannot read the search space "
+        "(No such file or directory)")
+
+    argv = tune_argv(files, 1)
+    argv[1] = str(tmp_path / "no_valid.tsv")  # bad input: exit 1
+    assert tune.main(argv) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"tf_gru4rec.tune: error: {tmp_path / 'no_valid.tsv'}: no such file")
 
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if the extra were not installed
     assert tune.main(tune_argv(files, 1)) == 1

@@ -234,7 +234,7 @@ BASELINES = {"pop": Pop, "session-pop": SessionPop, "itemknn": ItemKNN}
 
 
 def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conservative",
-                      batch_size=512, verbose=0) -> dict:
+                      batch_size=512, verbose=0, progress=None) -> dict:
     """Recall@k / MRR@k of a fitted baseline on `test`, like `evaluation.evaluate`.
 
     Args:
@@ -244,6 +244,8 @@ def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conse
         mode: tie handling, one of `evaluation.TIE_MODES`.
         batch_size: test events scored at once (memory: 8 * batch_size * N bytes).
         verbose: 1 shows a Keras progress bar.
+        progress: optional `progress(done, total)` callback in events, called before the
+            first batch and after every batch (e.g. to draw one's own progress bar instead).
 
     Returns:
         The keys of `evaluation.evaluate`: recall@k, mrr@k for every k, n_events,
@@ -261,7 +263,9 @@ def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conse
     starts, positions = prediction_events(data.offsets)
     targets = data.items[positions + 1]
     hits, rr = np.zeros(len(cutoffs)), np.zeros(len(cutoffs))
-    progress = keras.utils.Progbar(len(positions), verbose=verbose, unit_name="event")
+    bar = keras.utils.Progbar(len(positions), verbose=verbose, unit_name="event")
+    if progress is not None:
+        progress(0, len(positions))
     for s in range(0, len(positions), int(batch_size)):
         batch = slice(s, s + int(batch_size))
         scores = model.score(data.items, starts[batch], positions[batch])
@@ -269,7 +273,9 @@ def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conse
         dh, dr = metric_sums(ranks, tf.ones_like(ranks, dtype=tf.bool), cutoffs)
         hits += dh.numpy()
         rr += dr.numpy()
-        progress.add(len(scores))
+        bar.add(len(scores))
+        if progress is not None:
+            progress(s + len(scores), len(positions))
     return summarize(
         hits, rr, len(positions), cutoffs,
         {

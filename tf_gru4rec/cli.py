@@ -1,11 +1,17 @@
-"""The command line: `python -m tf_gru4rec.train`, `python -m tf_gru4rec.evaluate`, and
-the plumbing they share with `python -m tf_gru4rec.tune`.
+"""The command lines: `python -m tf_gru4rec.train`, `.evaluate` and `.export`, and the
+plumbing they share with `python -m tf_gru4rec.tune`.
 
 Conventions of every command:
-- logs and Keras progress bars go to stderr; stdout carries the results (a Markdown
-  table, or with `--json` one single-line JSON object as the LAST line);
-- bad arguments or bad input exit non-zero (2: usage, 1: input) with ONE line on stderr
-  that names the problem, never a traceback.
+- logs and progress go to stderr; stdout carries the results (a Markdown table, or with
+  `--json` one single-line JSON object as the LAST line);
+- errors exit non-zero with ONE line on stderr that names the problem, never a traceback:
+  2 for bad settings (arguments, parameter names and values, parameter files, search
+  spaces), 1 for bad input (missing or unusable data files, model directories);
+- with several test files, a bad one does not lose the others' results: every good file
+  is evaluated and reported, each bad one gets one error line, and the exit status is 1;
+- TensorFlow is imported only after argparse has checked the arguments (`--help` and bad
+  options answer at once), with its start-up logs silenced unless `--verbose`. Parameters
+  are checked right after (`params` imports the model, so TensorFlow).
 
 The commands live here rather than in `train.py` / `evaluate.py` because the package
 exports the functions `train` and `evaluate`: importing a submodule of the same name
@@ -18,15 +24,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
+import os
 import sys
 import time
 
-import keras
+from typing import TYPE_CHECKING
 
-from tf_gru4rec import baselines, evaluation, training
-from tf_gru4rec.data import Columns, DataError, SessionData, read_sessions
-from tf_gru4rec.params import GRU4RecParams, ParamError, load_param_file, parse_params
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+if TYPE_CHECKING:
+    from tf_gru4rec.params import GRU4RecParams
 
 #: Parameters of the embedded default run (synthetic data): about 20 s on 2 CPU cores.
 SYNTHETIC_PARAMS = (
@@ -36,15 +42,31 @@ SYNTHETIC_PARAMS = (
 #: Baselines printed next to GRU4Rec in the default run.
 SYNTHETIC_BASELINES = ("pop", "itemknn")
 CUTOFFS = (1, 5, 10, 20)
+# `evaluation.TIE_MODES`, the keys of `baselines.BASELINES` and `params.shipped_param_files()`,
+# repeated here so that the parsers are built without importing TensorFlow
+# (tests/test_cli.py checks they agree).
+TIE_MODES = ("standard", "conservative", "median")
+BASELINE_NAMES = ("pop", "session-pop", "itemknn")
+PARAM_FILES = ("coveo_bprmax_shared_best", "diginetica_bprmax_shared_best", "rees46_xe_shared_best",
+               "retailrocket_bprmax_shared_best", "rsc15_xe_shared_best", "yoochoose_xe_shared_best")
 
 
-# ----- shared plumbing ----------------------------------------------------------------------
+# ----- errors and exit statuses ---------------------------------------------------------------
 class UsageError(Exception):
     """A bad command line (exit status 2)."""
 
 
 class CommandError(Exception):
     """A failure the user can fix that is not about data or parameters (exit status 1)."""
+
+
+class InputFilesError(Exception):
+    """Input files that could not be used, one message each (exit status 1); the results
+    of the other files were printed."""
+
+    def __init__(self, messages):
+        super().__init__("; ".join(messages))
+        self.messages = list(messages)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -64,23 +86,121 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def run(command, argv=None, prog=None) -> int:
-    """Runs `command(argv)` and turns user errors into one stderr line and an exit status."""
+def run(command, argv=None, prog=None, input_status=1) -> int:
+    """Runs `command(argv)` and turns user errors into one stderr line and an exit status:
+    2 for usage and parameter errors, `input_status` for bad input."""
     prog = prog or "tf_gru4rec"
+
+    def fail(message, status):
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        return status
+
     try:
         command(argv)
     except UsageError as e:
-        print(f"{prog}: error: {_one_line(e)} (see --help)", file=sys.stderr)
-        return 2
-    except (CommandError, DataError, ParamError, ValueError, OSError) as e:  # incl. FileNotFoundError
-        print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
-        return 1
+        return fail(f"{_one_line(e)} (see --help)", 2)
+    except InputFilesError as e:
+        for message in e.messages:
+            fail(message, input_status)
+        return input_status
+    except ValueError as e:  # incl. data.DataError, and params.ParamError: a bad setting
+        return fail(_one_line(e), 2 if _is_param_error(e) else input_status)
+    except (CommandError, OSError) as e:
+        return fail(_one_line(e), input_status)
     except KeyboardInterrupt:
-        print(f"{prog}: error: interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)
     return 0
 
 
+def _is_param_error(error: BaseException) -> bool:
+    # params.py imports TensorFlow, so its ParamError is looked up here, not imported: one
+    # can only have been raised once the module is loaded.
+    params = sys.modules.get("tf_gru4rec.params")
+    return params is not None and isinstance(error, params.ParamError)
+
+
+# ----- TensorFlow, quietly --------------------------------------------------------------------
+@contextlib.contextmanager
+def _stderr_descriptor_to_devnull():
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow(verbose: bool = False) -> None:
+    """Imports TensorFlow, its start-up logs silenced unless `verbose`.
+
+    TF_CPP_MIN_LOG_LEVEL=3 (unless the user set it) hides TF's C++ logs, e.g. the `cuInit`
+    error on a machine without GPU and the XLA lines. Some of TF's libraries log while
+    loading, before absl's logging is initialised, and ignore it; so stderr's descriptor
+    points to /dev/null during the import itself (Python errors still propagate).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if verbose:
+        import tensorflow  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with _stderr_descriptor_to_devnull():
+        import tensorflow  # noqa: F401
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+# ----- progress -------------------------------------------------------------------------------
+class Progress:
+    """Progress of counted work on stderr, called as `progress(done, total)`.
+
+    On a terminal a bar redrawn in place; otherwise (a pipe, a file) one plain line at each
+    tenth of the work, with no carriage return or colour code, so logs stay readable.
+    Disabled, it prints nothing.
+    """
+
+    WIDTH = 30
+
+    def __init__(self, label: str, unit: str = "events", enabled: bool = True, stream=None):
+        self.label, self.unit, self.enabled = label, unit, enabled
+        self.stream = stream or sys.stderr
+        self.terminal = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._next_tenth = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        share = done / total if total else 1.0
+        counts = f"{int(100 * share):3d}% ({done:,}/{total:,} {self.unit})"  # 100% only when done
+        if self.terminal:
+            filled = int(self.WIDTH * share)
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\r{self.label} [{bar}] {counts}{end}")
+        elif int(share * 10) >= self._next_tenth:
+            self._next_tenth = int(share * 10) + 1
+            self.stream.write(f"{self.label}: {counts}\n")
+        self.stream.flush()
+
+
+def fit_verbosity(quiet: bool):
+    """`model.fit`'s verbose: Keras' bar on a terminal, one plain line per epoch otherwise
+    (the bar writes carriage returns and colour codes), nothing with -q."""
+    if quiet:
+        return 0
+    return 1 if sys.stderr.isatty() else 2
+
+
+# ----- shared options -------------------------------------------------------------------------
 def positive_int(text: str) -> int:
     """argparse type of a cutoff k."""
     try:
@@ -90,6 +210,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def add_output_options(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
+    """-q (no progress) and --verbose (TensorFlow's logs)."""
+    if quiet:
+        parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ logs (silenced by default)")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +233,7 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation")
     group.add_argument("-m", "--measure", dest="cutoffs", type=positive_int, nargs="+",
                        default=list(CUTOFFS), metavar="K", help="cutoffs of Recall@K / MRR@K (1 5 10 20)")
-    group.add_argument("--eval-mode", default="conservative", choices=evaluation.TIE_MODES,
+    group.add_argument("--eval-mode", default="conservative", choices=TIE_MODES,
                        help="rank of a target tied with other items (conservative: ranked last)")
     group.add_argument("--json", action="store_true",
                        help="print the results as one JSON object on the last stdout line")
@@ -113,17 +241,56 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
 
 def read(path, args):
     """Click rows of a file, with the column names and separator of the options."""
+    from tf_gru4rec.data import Columns, read_sessions
+
     return read_sessions(path, Columns(args.session_key, args.item_key, args.time_key), args.sep)
 
 
 def resolve_params(spec: str | None = None, param_file=None,
                    base: GRU4RecParams | str | None = None) -> GRU4RecParams:
-    """`param_file` (JSON or reference Python; a whole parameter set, omitted names take the
-    library defaults) or else `base`, then the `k=v,...` overrides of `spec`."""
+    """`param_file` (a path or a shipped name, JSON or reference Python; a whole parameter
+    set, omitted names take the library defaults) or else `base`, then the `k=v,...`
+    overrides of `spec`. Raises `params.ParamError`."""
+    from tf_gru4rec.params import load_param_file, parse_params
+
     params = load_param_file(param_file) if param_file else parse_params(base)
     if spec:
         params = parse_params(f"{params.to_string()},{spec}")
     return params
+
+
+# ----- test files: read, evaluate, report -----------------------------------------------------
+def read_tests(paths, item_map, args) -> list:
+    """(path, SessionData mapped with `item_map`, or the one-line reason it is unusable)
+    for every test file."""
+    from tf_gru4rec.evaluation import as_session_data
+
+    tests = []
+    for path in paths:
+        try:
+            tests.append((path, as_session_data(read(path, args), item_map, source=path)))
+        except (ValueError, OSError) as e:
+            message = _one_line(e)
+            tests.append((path, message if str(path) in message else f"{path}: {message}"))
+    return tests
+
+
+def unusable(tests) -> list[str]:
+    """The error messages of `read_tests`' unusable files."""
+    return [data for _, data in tests if isinstance(data, str)]
+
+
+def evaluate_tests(evaluate_one, tests, label: str, args) -> list[dict]:
+    """[{"path", metrics...}] of `evaluate_one(data, progress)` on the usable test files,
+    [{"path", "error"}] for the others, in the order given."""
+    results = []
+    for path, data in tests:
+        if isinstance(data, str):
+            results.append({"path": path, "error": data})
+            continue
+        progress = Progress(f"{label} on {path}", enabled=not args.quiet)
+        results.append({"path": path, **evaluate_one(data, progress)})
+    return results
 
 
 def metrics_table(rows, cutoffs) -> str:
@@ -137,36 +304,44 @@ def metrics_table(rows, cutoffs) -> str:
 
 
 def report(results: list[dict], rows, args, extra: dict | None = None) -> None:
-    """Prints the table (stdout; stderr with --json) and, with --json, the JSON line.
+    """Prints the table (stdout; stderr with --json) and, with --json, the JSON line; then
+    raises `InputFilesError` for the test files that could not be evaluated.
 
-    JSON: the first test's metrics at the top level, `extra` (e.g. train_seconds), and
-    `tests`, the list of every test's metrics with its `path`.
+    JSON: the first evaluated test's metrics at the top level, `extra` (e.g. train_seconds),
+    and `tests`, one dict per test file with its `path`: its metrics, or `error`.
     """
-    table = metrics_table(rows, args.cutoffs)
-    if not args.json:
-        print(table, flush=True)
-        return
-    log(table)
-    top = {k: v for k, v in results[0].items() if k != "path"}
-    print(json.dumps({**top, **(extra or {}), "tests": results}), flush=True)
+    evaluated = [r for r in results if "error" not in r]
+    if evaluated:
+        table = metrics_table(rows, args.cutoffs)
+        if args.json:
+            log(table)
+            top = {k: v for k, v in evaluated[0].items() if k != "path"}
+            print(json.dumps({**top, **(extra or {}), "tests": results}), flush=True)
+        else:
+            print(table, flush=True)
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        raise InputFilesError(errors)
 
 
 def _label(name: str, path: str, n_tests: int) -> str:
     return name if n_tests == 1 else f"{name} ({path})"
 
 
-def _evaluate_baselines(names, train_data, tests, args):
-    """{name: [metrics per test]} of the named baselines fitted on the training data."""
+def _evaluate_baselines(names, train_data, tests, args) -> dict:
+    """{name: results per test file (see `evaluate_tests`)} of the named baselines."""
+    from tf_gru4rec import baselines
+
     out = {}
     for name in names:
         model = baselines.BASELINES[name]()
         start = time.perf_counter()
         model.fit(train_data)
         log(f"{model.name}: fitted in {time.perf_counter() - start:.1f} s")
-        with contextlib.redirect_stdout(sys.stderr):
-            out[name] = [baselines.evaluate_baseline(model, data, args.cutoffs, args.eval_mode,
-                                                     verbose=0 if args.quiet else 1)
-                         for _, data in tests]
+        out[name] = evaluate_tests(
+            lambda data, progress, model=model: baselines.evaluate_baseline(
+                model, data, args.cutoffs, args.eval_mode, progress=progress),
+            tests, model.name, args)
     return out
 
 
@@ -185,15 +360,17 @@ def train_parser() -> ArgumentParser:
                              "(overrides --param-file)")
     parser.add_argument("--param-file", metavar="FILE",
                         help="parameters as JSON or a reference Python file (gru4rec_params = "
-                             "OrderedDict(...)); names it omits take the library defaults")
+                             "OrderedDict(...)), or the name of a shipped published set: "
+                             f"{', '.join(PARAM_FILES)}; names it omits take the "
+                             "library defaults")
     parser.add_argument("--save", metavar="DIR", help="write the trained model directory here")
-    parser.add_argument("--baselines", nargs="+", default=None, choices=sorted(baselines.BASELINES),
+    parser.add_argument("--baselines", nargs="+", default=None, choices=BASELINE_NAMES,
                         metavar="NAME", help="also evaluate these baselines: "
-                        f"{', '.join(sorted(baselines.BASELINES))} (demo default: pop itemknn)")
+                        f"{', '.join(BASELINE_NAMES)} (demo default: pop itemknn)")
     parser.add_argument("--tensorboard", metavar="LOGDIR",
                         help="write TensorBoard logs here (with validation curves on the first "
                              "--test file, evaluated after every epoch, which adds to train_seconds)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_output_options(parser)
     add_eval_options(parser)
     add_data_options(parser)
     return parser
@@ -204,50 +381,66 @@ def _train_command(argv):
     demo = args.train is None
     if demo and args.test:
         raise UsageError("--test needs a TRAIN file (the demo evaluates on its own synthetic test split)")
+    import_tensorflow(args.verbose)
     params = resolve_params(args.params, args.param_file, SYNTHETIC_PARAMS if demo else None)
+    import keras
+
+    from tf_gru4rec import evaluation, training
+    from tf_gru4rec.data import SessionData
+
     if demo:
+        from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+
         train_df, test_df = split_by_time(synthetic_sessions())
         log(f"demo: synthetic sessions, {len(train_df)} training and {len(test_df)} test clicks")
-        train_path, test_frames = "synthetic training data", [("synthetic test data", test_df)]
+        train_path = "synthetic training data"
     else:
         train_path = args.train
         train_df = read(train_path, args)
-        test_frames = [(path, read(path, args)) for path in args.test]
-    # Map test files before training: a file the model cannot evaluate fails now, not later.
     train_data = SessionData.from_frame(train_df, source=train_path)
-    tests = [(path, evaluation.as_session_data(df, train_data.item_map, source=path))
-             for path, df in test_frames]
+    # Test files are read and mapped before training: if none is usable, fail now.
+    if demo:
+        tests = [("synthetic test data", evaluation.as_session_data(test_df, train_data.item_map))]
+    else:
+        tests = read_tests(args.test, train_data.item_map, args)
+    if tests and len(unusable(tests)) == len(tests):
+        raise InputFilesError(unusable(tests))
+    usable = [(path, data) for path, data in tests if not isinstance(data, str)]
     log(f"training on {train_data.n_events} clicks, {train_data.n_sessions} sessions, "
         f"{len(train_data.item_map)} items: {params.to_string()}")
     callbacks, validation = [], None
-    if args.tensorboard:  # per-block loss, validation curves (first test file), projector
+    if args.tensorboard:  # per-block loss, validation curves (first usable test file), projector
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
                      training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
-        validation = tests[0][1] if tests else None
+        validation = usable[0][1] if usable else None
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
         result = training.train(train_data, params, validation=validation, callbacks=callbacks,
                                 cutoffs=args.cutoffs, mode=args.eval_mode,
-                                verbose=0 if args.quiet else "auto")
+                                verbose=fit_verbosity(args.quiet))
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s")
     if args.save:
         log(f"saved the model to {training.save_model_dir(result.model, args.save, params)}")
+    timing = {"train_seconds": result.train_seconds, "events_per_second": result.events_per_second}
     if not tests:
         if args.json:
-            print(json.dumps({"train_seconds": result.train_seconds,
-                              "events_per_second": result.events_per_second}), flush=True)
+            print(json.dumps(timing), flush=True)
         return
-    results = [{"path": path, **evaluation.evaluate(result.model, data, args.cutoffs, args.eval_mode)}
-               for path, data in tests]
+    results = evaluate_tests(
+        lambda data, progress: evaluation.evaluate(result.model, data, args.cutoffs, args.eval_mode,
+                                                   progress=progress),
+        tests, "GRU4Rec", args)
     names = SYNTHETIC_BASELINES if demo and args.baselines is None else (args.baselines or [])
     compared = _evaluate_baselines(names, train_data, tests, args)
-    rows = [(_label("GRU4Rec", r["path"], len(results)), r) for r in results]
+    rows = [(_label("GRU4Rec", r["path"], len(results)), r) for r in results if "error" not in r]
+    from tf_gru4rec.baselines import BASELINES
+
     for name, per_test in compared.items():
         for r, metrics in zip(results, per_test):
-            rows.append((_label(baselines.BASELINES[name].name, r["path"], len(results)), metrics))
-            r.setdefault("baselines", {})[name] = metrics
-    report(results, rows, args, {"train_seconds": result.train_seconds,
-                                 "events_per_second": result.events_per_second})
+            if "error" not in r:
+                rows.append((_label(BASELINES[name].name, r["path"], len(results)), metrics))
+                r.setdefault("baselines", {})[name] = {k: v for k, v in metrics.items() if k != "path"}
+    report(results, rows, args, timing)
 
 
 def train_main(argv=None) -> int:
@@ -265,9 +458,9 @@ def evaluate_parser() -> ArgumentParser:
     parser.add_argument("source", metavar="MODEL_DIR|TRAIN",
                         help="a model directory (train --save), or with --baseline the training file")
     parser.add_argument("tests", nargs="+", metavar="TEST", help="test file(s)")
-    parser.add_argument("--baseline", choices=sorted(baselines.BASELINES),
+    parser.add_argument("--baseline", choices=BASELINE_NAMES,
                         help="evaluate this baseline fitted on TRAIN instead of a saved model")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_output_options(parser)
     add_eval_options(parser)
     add_data_options(parser)
     return parser
@@ -275,22 +468,69 @@ def evaluate_parser() -> ArgumentParser:
 
 def _evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
+    from tf_gru4rec import evaluation, training
+    from tf_gru4rec.data import SessionData
+
     if args.baseline:
         train_data = SessionData.from_frame(read(args.source, args), source=args.source)
-        item_map, label = train_data.item_map, baselines.BASELINES[args.baseline].name
+        tests = read_tests(args.tests, train_data.item_map, args)
+        results = _evaluate_baselines([args.baseline], train_data, tests, args)[args.baseline]
+        from tf_gru4rec.baselines import BASELINES
+
+        label = BASELINES[args.baseline].name
     else:
         model, _ = training.load_model_dir(args.source)
-        item_map, label = model.item_map, "GRU4Rec"
-    tests = [(path, evaluation.as_session_data(read(path, args), item_map, source=path))
-             for path in args.tests]
-    if args.baseline:
-        per_test = _evaluate_baselines([args.baseline], train_data, tests, args)[args.baseline]
-    else:
-        per_test = [evaluation.evaluate(model, data, args.cutoffs, args.eval_mode) for _, data in tests]
-    results = [{"path": path, **metrics} for (path, _), metrics in zip(tests, per_test)]
-    report(results, [(_label(label, r["path"], len(results)), r) for r in results], args)
+        tests = read_tests(args.tests, model.item_map, args)
+        label = "GRU4Rec"
+        results = evaluate_tests(
+            lambda data, progress: evaluation.evaluate(model, data, args.cutoffs, args.eval_mode,
+                                                       progress=progress),
+            tests, label, args)
+    rows = [(_label(label, r["path"], len(results)), r) for r in results if "error" not in r]
+    report(results, rows, args)
 
 
 def evaluate_main(argv=None) -> int:
     """`python -m tf_gru4rec.evaluate`; returns the exit status."""
     return run(_evaluate_command, argv, "tf_gru4rec.evaluate")
+
+
+# ----- python -m tf_gru4rec.export ----------------------------------------------------------
+def export_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="python -m tf_gru4rec.export",
+        description="Export a trained GRU4Rec as a SavedModel for TF Serving: <out>/<version>/ "
+                    "(signatures: stateful, end_session, step, score_items; see tf_gru4rec.export).",
+    )
+    parser.add_argument("model_dir", help="model directory (train --save)")
+    parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")
+    parser.add_argument("--version", type=int, default=None, help="default: highest existing + 1")
+    parser.add_argument("--k", type=int, default=20, help="recommendations per request row")
+    parser.add_argument("--capacity", type=int, default=100_000, help="most sessions kept")
+    add_output_options(parser, quiet=False)
+    return parser
+
+
+def _export_command(argv):
+    args = export_parser().parse_args(argv)
+    import_tensorflow(args.verbose)
+    import tensorflow as tf
+
+    from tf_gru4rec import export, training
+
+    export.check_export_args(args.k, args.capacity, args.version)
+    try:
+        model = training.load_model_dir(args.model_dir)[0]
+    except ValueError as e:  # a file Keras cannot read
+        raise export.ExportError(
+            f"{args.model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None
+    path = export.export_model(model, args.out, args.version, k=args.k, capacity=args.capacity)
+    print(f"exported {path} (version {os.path.basename(path)})")
+    print(export.describe_signatures(tf.saved_model.load(path).signatures))
+
+
+def export_main(argv=None) -> int:
+    """`python -m tf_gru4rec.export`; returns the exit status."""
+    # Every export error exits 2, as before the 2/1 rule (tests/test_export.py pins it).
+    return run(_export_command, argv, "python -m tf_gru4rec.export", input_status=2)

@@ -130,8 +130,12 @@ class Evaluator:
 
         return block
 
-    def __call__(self, model) -> dict:
-        """Recall@k / MRR@k of `model`, plus n_events, skipped counts and seconds."""
+    def __call__(self, model, progress=None) -> dict:
+        """Recall@k / MRR@k of `model`, plus n_events, skipped counts and seconds.
+
+        `progress`, if given, is called as `progress(done, total)` in predictions before
+        the first compiled block and after every block (e.g. to draw a progress bar).
+        """
         if self._fn is None or self._model is not model:
             self._fn, self._model = self._compile(model), model
         start = time.perf_counter()
@@ -147,6 +151,10 @@ class Evaluator:
 
         inputs, targets = padded(self._inputs), padded(self._targets)
         reset, valid = padded(self._reset), padded(self._valid)
+        n_events = int(self._valid.sum())
+        done = np.cumsum(self._valid.sum(axis=1))  # predictions up to each step
+        if progress is not None:
+            progress(0, n_events)
         for s in range(0, T, K):
             state, dh, dr = self._fn(
                 inputs[s : s + K], targets[s : s + K], reset[s : s + K], valid[s : s + K],
@@ -154,8 +162,10 @@ class Evaluator:
             )
             hits += dh.numpy()
             rr += dr.numpy()
+            if progress is not None:
+                progress(int(done[min(s + K, T) - 1]), n_events)
         return summarize(
-            hits, rr, int(self._valid.sum()), self.cutoffs,
+            hits, rr, n_events, self.cutoffs,
             {
                 "skipped_unknown": self.data.skipped_unknown,
                 "skipped_sessions": self.data.skipped_sessions,
@@ -164,9 +174,13 @@ class Evaluator:
         )
 
 
-def evaluate(model, test, cutoffs=(1, 5, 10, 20), mode="conservative", batch_size=256) -> dict:
-    """Recall@k and MRR@k of `model` on `test` (see the module docstring)."""
-    return Evaluator(test, model.item_map, cutoffs, mode, batch_size)(model)
+def evaluate(model, test, cutoffs=(1, 5, 10, 20), mode="conservative", batch_size=256,
+             progress=None) -> dict:
+    """Recall@k and MRR@k of `model` on `test` (see the module docstring).
+
+    `progress`: optional `progress(done, total)` callback, see `Evaluator.__call__`.
+    """
+    return Evaluator(test, model.item_map, cutoffs, mode, batch_size)(model, progress)
 
 
 class EvaluationCallback(keras.callbacks.Callback):

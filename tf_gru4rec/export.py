@@ -37,14 +37,18 @@ needs neither Python nor this package to run.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-import numpy as np
-import tensorflow as tf
+if __name__ == "__main__":  # the command: its arguments are checked before TensorFlow loads
+    from tf_gru4rec.cli import export_main
 
-from tf_gru4rec.files import atomic_directory
+    sys.exit(export_main())
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tf_gru4rec.files import atomic_directory  # noqa: E402
 
 SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -331,39 +335,8 @@ def describe_signatures(signatures):
 
 
 # ----- command line ---------------------------------------------------------------------------
-def _load(model_dir):
-    from tf_gru4rec.training import load_model_dir
+def main(argv=None) -> int:
+    """`python -m tf_gru4rec.export` (the command is `tf_gru4rec.cli.export_main`)."""
+    from tf_gru4rec.cli import export_main
 
-    try:
-        return load_model_dir(model_dir)[0]
-    except ValueError as e:  # a file Keras cannot read
-        raise ExportError(f"{model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def main(argv=None):
-    parser = _Parser(prog="python -m tf_gru4rec.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model_dir", help="model directory (training.save_model_dir)")
-    parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")
-    parser.add_argument("--version", type=int, default=None, help="default: highest existing + 1")
-    parser.add_argument("--k", type=int, default=20, help="recommendations per request row")
-    parser.add_argument("--capacity", type=int, default=100_000, help="most sessions kept")
-    args = parser.parse_args(argv)
-    try:
-        check_export_args(args.k, args.capacity, args.version)
-        model = _load(args.model_dir)
-        path = export_model(model, args.out, args.version, k=args.k, capacity=args.capacity)
-    except (ExportError, OSError) as e:
-        parser.error(str(e).splitlines()[0])
-    module = tf.saved_model.load(path)
-    print(f"exported {path} (version {os.path.basename(path)})")
-    print(describe_signatures(module.signatures))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return export_main(argv)

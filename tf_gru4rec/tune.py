@@ -35,21 +35,19 @@ import json
 import os
 import sys
 
-import keras
-
-from tf_gru4rec import evaluation, training
 from tf_gru4rec.cli import (
+    TIE_MODES,
     ArgumentParser,
     CommandError,
     add_data_options,
+    add_output_options,
+    import_tensorflow,
     log,
     positive_int,
     read,
     resolve_params,
     run,
 )
-from tf_gru4rec.data import SessionData
-from tf_gru4rec.params import GRU4RecParams, ParamError
 
 SPACE_KEYS = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
               "categorical": {"choices"}}
@@ -61,6 +59,8 @@ def load_space(path) -> dict:
     Every bound and choice is parsed as that parameter, so a bad space fails before any
     training. Raises ParamError naming the file and the entry.
     """
+    from tf_gru4rec.params import ParamError
+
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
@@ -77,6 +77,8 @@ def load_space(path) -> dict:
 
 
 def _check_entry(name, spec, where):
+    from tf_gru4rec.params import GRU4RecParams, ParamError
+
     if name not in GRU4RecParams.__dataclass_fields__:
         raise ParamError(f"{where} is not a GRU4Rec parameter")
     kind = spec.get("type") if isinstance(spec, dict) else None
@@ -124,9 +126,15 @@ def to_params_string(values: dict) -> str:
     return ",".join(f"{k}={_format(v)}" for k, v in values.items())
 
 
-def objective(train_data: SessionData, valid_data: SessionData, space: dict, fixed: str,
-              metric: str = "recall", cutoff: int = 20, mode: str = "conservative"):
-    """The Optuna objective: train with fixed + drawn parameters, return metric@cutoff on VALID."""
+def objective(train_data, valid_data, space: dict, fixed: str, metric: str = "recall",
+              cutoff: int = 20, mode: str = "conservative"):
+    """The Optuna objective: train with fixed + drawn parameters, return metric@cutoff on VALID.
+
+    `train_data` and `valid_data` are `SessionData`, the latter mapped with the former's items.
+    """
+    import keras
+
+    from tf_gru4rec import evaluation, training
 
     def evaluate_trial(trial):
         params = resolve_params(",".join(filter(None, [fixed, to_params_string(suggest(trial, space))])))
@@ -157,11 +165,12 @@ def tune_parser() -> ArgumentParser:
                         help="trials to run now (added to a stored study's)")
     parser.add_argument("--metric", choices=("recall", "mrr"), default="recall", help="what to maximise")
     parser.add_argument("--cutoff", type=positive_int, default=20, metavar="K", help="of Recall@K / MRR@K (20)")
-    parser.add_argument("--eval-mode", default="conservative", choices=evaluation.TIE_MODES)
+    parser.add_argument("--eval-mode", default="conservative", choices=TIE_MODES)
     parser.add_argument("--params", default="", metavar="K=V,...", help="fixed parameters of every trial")
     parser.add_argument("--storage", metavar="URL", help="Optuna storage, e.g. sqlite:///study.db (resumable)")
     parser.add_argument("--study-name", default="gru4rec", metavar="NAME", help="study name (gru4rec)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (0)")
+    add_output_options(parser, quiet=False)
     add_data_options(parser)
     return parser
 
@@ -169,13 +178,19 @@ def tune_parser() -> ArgumentParser:
 def _tune_command(argv):
     args = tune_parser().parse_args(argv)
     optuna = _import_optuna()
+    import_tensorflow(args.verbose)
+    from tf_gru4rec.params import ParamError
+
     space = load_space(args.space)
     resolve_params(args.params)  # bad fixed parameters fail now, not in every trial
     overlap = sorted(set(space) & {p.split("=")[0].strip() for p in args.params.split(",") if p.strip()})
     if overlap:
         raise ParamError(f"parameter(s) both fixed and searched: {', '.join(overlap)}")
+    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.evaluation import as_session_data
+
     train_data = SessionData.from_frame(read(args.train, args), source=args.train)
-    valid_data = evaluation.as_session_data(read(args.valid, args), train_data.item_map, source=args.valid)
+    valid_data = as_session_data(read(args.valid, args), train_data.item_map, source=args.valid)
     study = optuna.create_study(storage=args.storage, study_name=args.study_name, direction="maximize",
                                 load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=args.seed))
     metric = f"{args.metric}@{args.cutoff}"
