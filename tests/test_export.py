@@ -84,7 +84,8 @@ def quiet(stderr):
 def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
     recs = {"item_ids": ("int64", (None, K)), "scores": ("float32", (None, K)),
             "unknown_item": ("bool", (None,))}
-    stateful = ({"session_id": ("string", (None,)), "item_id": ("int64", (None,))}, recs)
+    stateful = ({"session_id": ("string", (None,)), "item_id": ("int64", (None,))},
+                {**recs, "new_session": ("bool", (None,))})
     expected = {
         "stateful": stateful,
         "serving_default": stateful,
@@ -109,7 +110,7 @@ def test_saved_model_cli_show_lists_signatures(exported):
         return names("inputs", inputs), names("outputs", outputs)
 
     recs = ["item_ids", "scores", "unknown_item"]
-    assert keys(blocks["stateful"]) == (["item_id", "session_id"], recs)
+    assert keys(blocks["stateful"]) == (["item_id", "session_id"], sorted(recs + ["new_session"]))
     assert keys(blocks["step"]) == (["item_id", "state"], sorted(recs + ["state"]))
     assert keys(blocks["score_items"]) == (["candidate_ids", "state"], ["known", "scores"])
     assert keys(blocks["end_session"]) == (["session_id"], ["ended"])
@@ -332,7 +333,7 @@ def test_failed_export_leaves_no_folder(model, tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         export.export_model(model, base, k=2)
     # While being written, version 2 exists only under a temporary, non-numeric name.
-    assert len(seen[0]) == 2 and seen[0][0].startswith(".tmp-2-") and seen[0][1] == "1"
+    assert len(seen[0]) == 2 and seen[0][0].startswith(".2.tmp-") and seen[0][1] == "1"
     assert os.listdir(base) == ["1"]
 
 
@@ -349,7 +350,8 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"exported {base / '1'} (version 1)" in out.stdout
     for line in ("stateful         inputs: item_id int64[-1], session_id string[-1]",
-                 "                 outputs: item_ids int64[-1,3], scores float32[-1,3], unknown_item bool[-1]",
+                 "                 outputs: item_ids int64[-1,3], new_session bool[-1], scores float32[-1,3], "
+                 "unknown_item bool[-1]",
                  "step             inputs: item_id int64[-1], state float32[-1,16]",
                  "score_items      inputs: candidate_ids int64[-1,-1], state float32[-1,16]",
                  "end_session      inputs: session_id string[-1]"):

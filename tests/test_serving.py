@@ -46,6 +46,12 @@ def small_export(model, tmp_path_factory):
     return export.export_model(model, tmp_path_factory.mktemp("small") / "gru4rec", k=K, capacity=4)
 
 
+@pytest.fixture(scope="module")
+def limited_export(model, tmp_path_factory):
+    return export.export_model(model, tmp_path_factory.mktemp("limited") / "gru4rec", k=K,
+                               max_rows=30, max_session_id_bytes=16)
+
+
 @pytest.fixture()
 def served(base):
     """A freshly loaded export: no session state."""
@@ -190,6 +196,55 @@ def test_unknown_items_keep_the_state_and_are_flagged(served, model):
     # Recommendations of the session so far; an unknown first click gets an empty session's.
     assert_recommends(model, [[a], [a], [a, b], []], out["item_ids"], out["scores"])
     np.testing.assert_array_equal(out["item_ids"][1], out["item_ids"][0])
+
+
+def test_new_session_flags_rows_that_start_from_zero(small_export, model):
+    """New, ended and evicted sessions say so; a held one, or a later row of the same
+    session in one request, continues."""
+    served = tf.saved_model.load(small_export)  # capacity 4
+    a, b = model.item_map.ids[:2].tolist()
+    out = stateful(served, ["n0", "n1", "n0"], [a, a, b])
+    np.testing.assert_array_equal(out["new_session"], [True, True, False])
+    np.testing.assert_array_equal(stateful(served, ["n0", "n2"], [a, a])["new_session"], [False, True])
+    end(served, ["n1"])
+    np.testing.assert_array_equal(stateful(served, ["n1"], [a])["new_session"], [True])
+    for s in ["n3", "n4", "n5"]:  # n0 and n2 are the least recently used: evicted
+        stateful(served, [s], [a])
+    np.testing.assert_array_equal(stateful(served, ["n0", "n5"], [b, b])["new_session"], [True, False])
+
+
+def test_occurrence_rank_is_exact_and_linear_in_memory():
+    from tf_gru4rec.export import occurrence_rank
+
+    keys = np.random.default_rng(0).integers(0, 50, size=400).astype(str)
+    seen = {}
+    expected = [seen.setdefault(k, []).append(1) or len(seen[k]) - 1 for k in keys]
+    np.testing.assert_array_equal(occurrence_rank(tf.constant(keys)).numpy(), expected)
+    n = 50_000  # the old [B, B] comparison would need 2.5e9 elements here
+    graph = tf.function(occurrence_rank).get_concrete_function(tf.TensorSpec([n], tf.string)).graph
+    largest = max(int(np.prod(t.shape.as_list())) for op in graph.get_operations() for t in op.outputs
+                  if t.shape.rank is not None and None not in t.shape.as_list())
+    assert largest <= n
+
+
+@pytest.mark.parametrize("signature, inputs, message", [
+    ("stateful", {"session_id": ["a"] * 31, "item_id": [1] * 31}, "at most 30 rows"),
+    ("stateful", {"session_id": ["a", "b"], "item_id": [1]}, "item_id must have one row per request row"),
+    ("stateful", {"session_id": ["x" * 17], "item_id": [1]}, "session_id has at most 16 bytes"),
+    ("end_session", {"session_id": ["x" * 17]}, "session_id has at most 16 bytes"),
+    ("step", {"item_id": [1, 2], "state": np.zeros((1, 16), np.float32)}, "state must have one row"),
+    ("step", {"item_id": [1], "state": np.full((1, 16), np.nan, np.float32)}, "NaN or infinite"),
+    ("score_items", {"state": np.full((1, 16), np.inf, np.float32), "candidate_ids": [[1]]},
+     "NaN or infinite"),
+    ("score_items", {"state": np.zeros((2, 16), np.float32), "candidate_ids": [[1]]},
+     "candidate_ids must have one row"),
+])
+def test_bad_requests_fail_with_a_clear_invalid_argument(limited_export, signature, inputs, message):
+    served = tf.saved_model.load(limited_export)
+    fn = served.signatures[signature]
+    args = {k: tf.constant(v, tf.int64 if k in ("item_id", "candidate_ids") else None) for k, v in inputs.items()}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        fn(**args)
 
 
 # ----- gRPC: local server and client -------------------------------------------------------------

@@ -508,6 +508,10 @@ def export_parser() -> ArgumentParser:
     parser.add_argument("--version", type=int, default=None, help="default: highest existing + 1")
     parser.add_argument("--k", type=int, default=20, help="recommendations per request row")
     parser.add_argument("--capacity", type=int, default=100_000, help="most sessions kept")
+    parser.add_argument("--max-rows", type=int, default=10_000,
+                        help="most rows one request may hold (10000)")
+    parser.add_argument("--max-session-id-bytes", type=int, default=256,
+                        help="longest session id accepted (256)")
     add_output_options(parser, quiet=False)
     return parser
 
@@ -519,13 +523,15 @@ def _export_command(argv):
 
     from tf_gru4rec import export, training
 
-    export.check_export_args(args.k, args.capacity, args.version)
+    export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
+                             args.max_session_id_bytes)
     try:
         model = training.load_model_dir(args.model_dir)[0]
     except ValueError as e:  # a file Keras cannot read
         raise export.ExportError(
             f"{args.model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None
-    path = export.export_model(model, args.out, args.version, k=args.k, capacity=args.capacity)
+    path = export.export_model(model, args.out, args.version, k=args.k, capacity=args.capacity,
+                               max_rows=args.max_rows, max_session_id_bytes=args.max_session_id_bytes)
     print(f"exported {path} (version {os.path.basename(path)})")
     print(export.describe_signatures(tf.saved_model.load(path).signatures))
 

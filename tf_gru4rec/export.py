@@ -1,14 +1,16 @@
 """Export a trained GRU4Rec as a SavedModel for TF Serving: `<out>/<version>/`.
 
     python -m tf_gru4rec.export MODEL_DIR --out export/models/gru4rec [--version N] [--k 20]
-        [--capacity 100000]
+        [--capacity 100000] [--max-rows 10000] [--max-session-id-bytes 256]
 
 Signatures (B = request rows, H = state width, k = recommendations, C = candidates; "id" is
 int64 when the model was trained on integer ItemIds, string otherwise):
 
     stateful (also serving_default)
         in:  session_id string [B], item_id id [B]
-        out: item_ids id [B,k], scores float32 [B,k], unknown_item bool [B]
+        out: item_ids id [B,k], scores float32 [B,k], unknown_item bool [B],
+             new_session bool [B] (the row started its session from zero: new, ended or
+             evicted; false for a session's later rows in the same request)
     end_session
         in:  session_id string [B]
         out: ended bool [B] (whether the session had state)
@@ -27,7 +29,11 @@ Behaviour:
   holds no session. The same session id several times in one request is processed in row
   order, as if the rows had been sent one request after another.
 - At most `capacity` sessions are kept; the least recently used are evicted (they restart
-  from the zero state).
+  from the zero state, and `new_session` says so).
+- Limits (export arguments): at most `max_rows` rows per request (default 10,000; memory
+  per request is linear in its rows), session ids of at most `max_session_id_bytes` bytes
+  (default 256). A request over a limit, with inputs of different lengths, or with a
+  non-finite `state` fails with INVALID_ARGUMENT and a message that says which.
 - Warm-up requests (`assets.extra/tf_serving_warmup_requests`) use only `step`, so a freshly
   loaded server holds no session.
 
@@ -48,11 +54,14 @@ if __name__ == "__main__":  # the command: its arguments are checked before Tens
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_gru4rec.files import atomic_directory  # noqa: E402
+from tf_gru4rec.files import atomic_directory, remove_leftovers  # noqa: E402
 
 SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 32)
+#: Default request limits of the exported signatures (see `ServingModule`).
+MAX_ROWS = 10_000
+MAX_SESSION_ID_BYTES = 256
 
 
 class ExportError(ValueError):
@@ -62,12 +71,16 @@ class ExportError(ValueError):
 def occurrence_rank(keys):
     """For keys [B], how many earlier rows hold the same key: int32 [B].
 
-    Example: [a, b, a, a] -> [0, 0, 1, 2]. Rows of one rank have distinct keys.
+    Example: [a, b, a, a] -> [0, 0, 1, 2]. Rows of one rank have distinct keys. Memory
+    is linear in B (a stable sort of the rows by key), never a [B, B] comparison.
     """
-    same = tf.equal(keys[:, None], keys[None, :])  # [B, B]
-    b = tf.shape(keys)[0]
-    earlier = tf.range(b)[None, :] < tf.range(b)[:, None]
-    return tf.reduce_sum(tf.cast(same & earlier, tf.int32), axis=1)
+    _, group = tf.unique(keys)  # [B] group of each row
+    order = tf.argsort(group, stable=True)  # rows of a group together, in row order
+    sorted_group = tf.gather(group, order)
+    position = tf.range(tf.shape(keys)[0])
+    group_start = tf.math.unsorted_segment_min(position, sorted_group, tf.reduce_max(group) + 1)
+    rank = position - tf.gather(group_start, sorted_group)
+    return tf.scatter_nd(order[:, None], rank, tf.shape(keys))
 
 
 class SessionStore(tf.Module):
@@ -101,9 +114,13 @@ class SessionStore(tf.Module):
             self.last_used.insert(keys, tf.fill(tf.shape(keys), tick)),
         )
 
+    def held(self, keys):
+        """Whether each session of [b] has a stored state."""
+        return tf.ensure_shape(self.last_used.lookup(keys) >= 0, keys.shape)
+
     def remove(self, keys):
         """Forgets sessions [b]; returns bool [b], whether each was held."""
-        held = tf.ensure_shape(self.last_used.lookup(keys) >= 0, keys.shape)
+        held = self.held(keys)
         with tf.control_dependencies([held]):
             removed = tf.group(self.states.remove(keys), self.last_used.remove(keys))
         with tf.control_dependencies([removed]):
@@ -140,10 +157,14 @@ class ServingModule(tf.Module):
         model: a trained `GRU4Rec`.
         k: recommendations per row (at most the number of items).
         capacity: most sessions `stateful` keeps.
+        max_rows: most rows one request may hold (memory per request is linear in them).
+        max_session_id_bytes: longest session id `stateful` and `end_session` accept.
     """
 
-    def __init__(self, model, k=20, capacity=100_000):
+    def __init__(self, model, k=20, capacity=100_000, max_rows=MAX_ROWS,
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES):
         super().__init__(name="gru4rec_serving")
+        self.max_rows, self.max_session_id_bytes = int(max_rows), int(max_session_id_bytes)
         ids = model.item_map.ids
         self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
         self.k = int(min(k, model.n_items))
@@ -184,6 +205,29 @@ class ServingModule(tf.Module):
         }
 
     # ----- building blocks ------------------------------------------------------------
+    def _check(self, rows, session_id=None, state=None, rows_of=()):
+        """Request checks; a failed one is an INVALID_ARGUMENT error that says what is wrong.
+
+        rows: the request's row count; rows_of: (name, tensor) pairs that must have as many
+        rows as `rows`; session_id: ids whose byte length is bounded; state: must be finite.
+        """
+        checks = [tf.debugging.assert_less_equal(
+            rows, self.max_rows, message=f"a request holds at most {self.max_rows} rows; got")]
+        for name, tensor in rows_of:
+            checks.append(tf.debugging.assert_equal(
+                tf.shape(tensor)[0], rows,
+                message=f"{name} must have one row per request row (mismatched lengths); got"))
+        if session_id is not None:
+            longest = tf.reduce_max(tf.concat([tf.strings.length(session_id), [0]], 0))
+            checks.append(tf.debugging.assert_less_equal(
+                longest, self.max_session_id_bytes,
+                message=f"a session_id has at most {self.max_session_id_bytes} bytes; the longest has"))
+        if state is not None:
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_all(tf.math.is_finite(state)), True,
+                message="state holds NaN or infinite values (pass a state this model's step returned)"))
+        return checks
+
     def _advance(self, index, state):
         """One click: item indices [b] (-1 = unknown), state [b, H] -> new state [b, H].
 
@@ -201,14 +245,20 @@ class ServingModule(tf.Module):
 
     # ----- signatures -----------------------------------------------------------------
     def _step(self, item_id, state):
-        index = self.item_index.lookup(item_id)
+        with tf.control_dependencies(self._check(tf.shape(item_id)[0], state=state,
+                                                 rows_of=[("state", state)])):
+            index = self.item_index.lookup(item_id)
         state = self._advance(index, state)
         item_ids, scores = self._recommend(state)
         return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state}
 
     def _stateful(self, session_id, item_id):
-        index = self.item_index.lookup(item_id)
+        with tf.control_dependencies(self._check(tf.shape(session_id)[0], session_id=session_id,
+                                                 rows_of=[("item_id", item_id)])):
+            index = self.item_index.lookup(item_id)
         rank = occurrence_rank(session_id)
+        # A session's first row in the request starts afresh unless its state is held.
+        new_session = (rank == 0) & ~self.sessions.held(session_id)
         n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
         def one_round(r, states):
@@ -226,14 +276,18 @@ class ServingModule(tf.Module):
             evicted = self.sessions.evict()
         with tf.control_dependencies([evicted]):
             item_ids, scores = self._recommend(states)
-        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0}
+        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0,
+                "new_session": new_session}
 
     def _end_session(self, session_id):
-        return {"ended": self.sessions.remove(session_id)}
+        with tf.control_dependencies(self._check(tf.shape(session_id)[0], session_id=session_id)):
+            return {"ended": self.sessions.remove(session_id)}
 
     def _score_items(self, state, candidate_ids):
         """Scores of candidates [b, C] given the state after the session's clicks."""
-        index = self.item_index.lookup(candidate_ids)
+        with tf.control_dependencies(self._check(tf.shape(state)[0], state=state,
+                                                 rows_of=[("candidate_ids", candidate_ids)])):
+            index = self.item_index.lookup(candidate_ids)
         known = index >= 0
         scores = self._model_score_items(self._output_of(state), tf.where(known, index, 0))
         return {"scores": tf.where(known, scores, -np.inf), "known": known}
@@ -283,15 +337,19 @@ def next_version(base):
     return max(existing_versions(base), default=0) + 1
 
 
-def check_export_args(k, capacity, version=None):
-    """Raises ExportError unless k, capacity and version (when given) are positive ints."""
-    given = {"k": k, "capacity": capacity} | ({} if version is None else {"version": version})
+def check_export_args(k, capacity, version=None, max_rows=MAX_ROWS,
+                      max_session_id_bytes=MAX_SESSION_ID_BYTES):
+    """Raises ExportError unless the arguments (version when given) are positive ints."""
+    given = {"k": k, "capacity": capacity, "max_rows": max_rows,
+             "max_session_id_bytes": max_session_id_bytes}
+    given |= {} if version is None else {"version": version}
     for name, value in given.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ExportError(f"`{name}` should be a positive int. Received: `{name}` = {value!r}.")
 
 
-def export_model(model, out, version=None, k=20, capacity=100_000):
+def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_ROWS,
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES):
     """Writes `model` as `<out>/<version>/` (SavedModel + warm-up requests); returns that path.
 
     The version folder is written under a temporary name in `out` (not numeric, so TF
@@ -304,16 +362,19 @@ def export_model(model, out, version=None, k=20, capacity=100_000):
         version: positive int; default one more than the highest existing version, or 1.
         k: recommendations per row.
         capacity: most sessions the `stateful` signature keeps (LRU eviction beyond).
+        max_rows, max_session_id_bytes: request limits (see `ServingModule`).
     """
-    check_export_args(k, capacity, version)
+    check_export_args(k, capacity, version, max_rows, max_session_id_bytes)
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
     final = os.path.join(out, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final} already exists (versions present: {existing_versions(out)})")
-    with atomic_directory(final, prefix=f".tmp-{version}-") as tmp:
-        module = ServingModule(model, k=k, capacity=capacity)
+    remove_leftovers(final)
+    with atomic_directory(final) as tmp:
+        module = ServingModule(model, k=k, capacity=capacity, max_rows=max_rows,
+                               max_session_id_bytes=max_session_id_bytes)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
     return final

@@ -58,11 +58,11 @@ def remove_leftovers(path) -> list[str]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path, prefix=None, replace=False):
+def atomic_directory(path, replace=False):
     """Yields a temporary folder beside `path`, moved to `path` when the block succeeds.
 
     The temporary name starts with a dot (tools that scan the parent, TF Serving among them,
-    skip it): `prefix`, or `.NAME.tmp-PID-`, whose leftovers `remove_leftovers` finds. On
+    skip it): `.NAME.tmp-PID-`, whose leftovers `remove_leftovers` finds. On
     failure it is removed. With `replace`, an existing `path` is replaced atomically where
     the OS can swap two folders (Linux): at every moment `path` holds the old or the new
     content, complete; elsewhere the old one is moved aside first. Without `replace` an
@@ -72,7 +72,7 @@ def atomic_directory(path, prefix=None, replace=False):
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=prefix or f"{_temp_prefix(path)}{os.getpid()}-", dir=parent)
+    tmp = tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", dir=parent)
     try:
         yield tmp
         umask = os.umask(0)
