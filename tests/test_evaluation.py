@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tf_gru4rec.data import DataError, ItemMap
-from tf_gru4rec.evaluation import Evaluator, evaluate, target_ranks
+from tf_gru4rec.evaluation import Evaluator, evaluate, metric_sums, target_ranks
 
 N = 12
 
@@ -156,3 +156,31 @@ def test_evaluator_with_state_equals_per_session_loop(batch_size):
     for i, k in enumerate(cutoffs):
         assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-6), k
         assert res[f"mrr@{k}"] == pytest.approx(mrr[i], abs=1e-6), k
+
+
+@pytest.mark.parametrize("mode", ["standard", "conservative", "median"])
+def test_non_finite_scores_are_never_hits(mode):
+    nan, inf = np.nan, np.inf
+    scores = tf.constant([[nan, nan, nan], [1.0, inf, 0.0], [0.5, nan, 2.0], [1.0, 3.0, -inf]])
+    ranks = target_ranks(scores, tf.constant([0, 1, 0, 0]), mode).numpy()
+    assert np.isinf(ranks[0]) and np.isinf(ranks[1])  # NaN / inf target: a miss
+    assert ranks[2] == {"standard": 3, "conservative": 3, "median": 3}[mode]  # a NaN item ranks above
+    assert ranks[3] == 2
+    hits, rr = metric_sums(tf.constant(ranks), tf.ones(4, tf.bool), (1, 20))
+    assert np.isfinite(rr.numpy()).all() and hits.numpy().tolist() == [0, 2]
+
+
+def test_a_diverged_model_scores_zero_not_perfect():
+    model = stateful_model()
+    model.wy.assign(tf.fill(model.wy.shape, np.nan))
+    res = evaluate(model, random_test_frame(2), cutoffs=(1, 20))
+    assert res["recall@20"] == 0.0 and res["mrr@20"] == 0.0
+
+
+def test_default_batch_size_bounds_the_evaluation_chunk():
+    from tf_gru4rec.memory import eval_batch_size
+
+    assert Evaluator(random_test_frame(2), ItemMap(np.arange(N) * 10)).batch_size == 256
+    assert eval_batch_size(10_000_000) == 8 and eval_batch_size(1_000_000) == 89
+    with pytest.raises(ValueError, match="batch_size"):
+        Evaluator(random_test_frame(2), ItemMap(np.arange(N) * 10), batch_size=0)

@@ -23,13 +23,18 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tf_gru4rec import memory
 from tf_gru4rec.data import SessionData, session_parallel_schedule
 
 TIE_MODES = ("standard", "conservative", "median")
 
 
 def target_ranks(scores, targets, mode="conservative"):
-    """Rank of each row's target among all columns: scores [b, N], targets [b] -> float32 [b]."""
+    """Rank of each row's target among all columns: scores [b, N], targets [b] -> float32 [b].
+
+    Non-finite scores never make a hit: a NaN or infinite target score ranks +inf (a
+    miss at every cutoff), and a NaN score of another item counts as above the target.
+    """
     if mode not in TIE_MODES:
         raise ValueError(f"Unknown tie mode {mode!r}. Expected one of {TIE_MODES}.")
     target = tf.gather(scores, targets, batch_dims=1)[:, None]
@@ -37,12 +42,14 @@ def target_ranks(scores, targets, mode="conservative"):
     def count(mask):
         return tf.reduce_sum(tf.cast(mask, tf.float32), axis=1)
 
+    # Comparisons written as "not below" so that a NaN score counts as above the target.
     if mode == "conservative":  # one pass over the scores: the target counts itself
-        return count(scores >= target)
-    greater = count(scores > target)
-    if mode == "standard":
-        return 1.0 + greater
-    return 1.0 + greater + (count(scores == target) - 1.0) / 2.0
+        ranks = count(~(scores < target))
+    else:
+        greater = count(~(scores <= target))
+        ranks = 1.0 + greater if mode == "standard" else (
+            1.0 + greater + (count(scores == target) - 1.0) / 2.0)
+    return tf.where(tf.math.is_finite(target[:, 0]), ranks, np.inf)
 
 
 def metric_sums(ranks, valid, cutoffs):
@@ -86,14 +93,20 @@ class Evaluator:
         item_map: the model's item map (used when `test` is a DataFrame).
         cutoffs: the k of Recall@k / MRR@k.
         mode: tie handling, one of TIE_MODES.
-        batch_size: session slots evaluated in parallel.
+        batch_size: session slots evaluated in parallel, each scored against all items;
+            None: as many as fit 1 GiB of scores (256 for up to ~350k items, fewer beyond;
+            see `memory.eval_batch_size`).
         block_steps: steps per compiled call.
     """
 
     def __init__(self, test, item_map, cutoffs=(1, 5, 10, 20), mode="conservative",
-                 batch_size=256, block_steps=64):
+                 batch_size=None, block_steps=64):
         if mode not in TIE_MODES:
             raise ValueError(f"Unknown tie mode {mode!r}. Expected one of {TIE_MODES}.")
+        if batch_size is None:
+            batch_size = memory.eval_batch_size(len(item_map))
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"`batch_size` should be a positive int. Received: `batch_size` = {batch_size!r}.")
         self.data = as_session_data(test, item_map)
         self.cutoffs = tuple(int(k) for k in cutoffs)
         self.mode = mode
@@ -174,7 +187,7 @@ class Evaluator:
         )
 
 
-def evaluate(model, test, cutoffs=(1, 5, 10, 20), mode="conservative", batch_size=256,
+def evaluate(model, test, cutoffs=(1, 5, 10, 20), mode="conservative", batch_size=None,
              progress=None) -> dict:
     """Recall@k and MRR@k of `model` on `test` (see the module docstring).
 
@@ -191,7 +204,7 @@ class EvaluationCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, test, cutoffs=(1, 5, 10, 20), mode="conservative", prefix="val_",
-                 batch_size=256):
+                 batch_size=None):
         super().__init__()
         self.test, self.cutoffs, self.mode = test, cutoffs, mode
         self.prefix, self.batch_size = prefix, batch_size

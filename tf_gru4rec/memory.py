@@ -13,6 +13,16 @@ FLOAT = 4  # bytes of a float32 / int32
 RUNTIME_BYTES = 1 << 30
 
 
+#: Default memory for the evaluation chunk: rows scored against the whole catalogue at once.
+EVAL_CHUNK_BYTES = 1 << 30
+
+
+def eval_batch_size(n_items: int, budget: int = EVAL_CHUNK_BYTES, most: int = 256) -> int:
+    """Evaluation rows per chunk whose scores and comparisons fit `budget` (at most `most`):
+    256 up to ~350k items, 8 at 10M items."""
+    return int(max(1, min(most, budget // (3 * FLOAT * max(n_items, 1)))))
+
+
 class MemoryEstimateError(ValueError):
     """The run clearly needs more memory than the machine has; the message names the
     biggest part and the setting that drives it."""

@@ -167,8 +167,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     data = train_data if isinstance(train_data, SessionData) else SessionData.from_frame(
         pd.DataFrame(train_data), source="training data"
     )
-    memory.check_fits(memory.training_bytes(len(data.item_map), params,
-                                            eval_rows=256 if validation is not None else 0))
+    eval_rows = memory.eval_batch_size(len(data.item_map)) if validation is not None else 0
+    memory.check_fits(memory.training_bytes(len(data.item_map), params, eval_rows))
     batcher = params.build_batcher(data)
     model = params.build_model(data.item_map)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
