@@ -80,6 +80,8 @@ def test_duplicates_are_counted_and_repeats_dropped_on_request():
         ("", "empty"),
         ("SessionId\tItem\tTime\n1\t2\t3\n", "missing column"),
         ("SessionId\tItemId\tTime\n1\t2\tyesterday\n", "neither numbers nor ISO-8601"),
+        ("SessionId\tItemId\tTime\n1\t2\t0\n1\t3\tnoon\n", "1 Time value.* e.g. 'noon'"),
+        ("SessionId\tItemId\tTime\n1\t2\t5\n1\t3\t2014-04-01\n", "mixes numbers and ISO-8601"),
         ("SessionId\tItemId\tTime\n1\t2\t1\n1\t3\tinf\n", "non-finite Time"),
         ("SessionId\tItemId\tTime\n1\t2\t-inf\n1\t3\t4\n", "non-finite Time"),
         ("SessionId\tItemId\tTime\n1\t\t3\n", "missing ItemId"),

@@ -112,10 +112,13 @@ def _seconds(time: pd.Series, source: str) -> np.ndarray:
                                 f"e.g. {time[bad].iloc[0]!r}")
             return values
         parsed = pd.to_datetime(time.astype(str), utc=True, format="ISO8601", errors="coerce")
-        bad = parsed.isna()
-        if bad.any():
-            raise DataError(f"{source}: {int(bad.sum())} Time value(s) neither numbers nor "
-                            f"ISO-8601 times, e.g. {time[bad].iloc[0]!r}")
+        neither = numeric.isna() & parsed.isna()
+        if neither.any():
+            raise DataError(f"{source}: {int(neither.sum())} Time value(s) neither numbers nor "
+                            f"ISO-8601 times, e.g. {time[neither].iloc[0]!r}")
+        if parsed.isna().any():
+            raise DataError(f"{source}: Time mixes numbers and ISO-8601 times, e.g. "
+                            f"{time[parsed.isna()].iloc[0]!r} and {time[parsed.notna()].iloc[0]!r}")
     epoch = pd.Timestamp(0, tz="UTC")
     return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64)
 
