@@ -372,6 +372,10 @@ def test_evaluate_command_is_quiet_and_shows_progress(files, trained):
     (["tf_gru4rec.tune", "--help"], 0),
     (["tf_gru4rec.export", "--help"], 0),
     (["tf_gru4rec.export", "model"], 2),
+    (["tf_gru4rec.serving.client", "--help"], 0),
+    (["tf_gru4rec.serving.client", "--items", "1"], 2),
+    (["tf_gru4rec.serving.local_server", "--help"], 0),
+    (["tf_gru4rec.serving.local_server", "--port", "x"], 2),
 ])
 def test_help_and_bad_arguments_do_not_import_tensorflow(args, status):
     proc = subprocess_run("-X", "importtime", "-m", *args, timeout=60)
@@ -382,8 +386,7 @@ def test_help_and_bad_arguments_do_not_import_tensorflow(args, status):
     messages = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
     assert len(messages) == (status != 0), messages
     if status:
-        prog = "python -m tf_gru4rec.export" if args[0] == "tf_gru4rec.export" else args[0]
-        assert messages[0].startswith(f"{prog}: error: ")
+        assert messages[0].split(": error: ")[0] in (args[0], f"python -m {args[0]}")
     else:
         assert proc.stdout.startswith("usage: python -m " + args[0])
 
@@ -496,3 +499,48 @@ def test_readme_python_api_runs_on_the_data_it_names(tmp_path):
                           cwd=tmp_path, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "gru4rec.keras").exists()
+
+
+# ----- user files, resumable runs, strict JSON ---------------------------------------------------
+def test_save_is_checked_before_training_and_never_deletes_user_files(files, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("x")
+    status, _, err = run(train_main, [files["train"], "--params", TINY, "--save", mine], capsys)
+    assert status == 1 and "not empty and holds no model" in err and "trained" not in err
+    assert os.listdir(mine) == ["thesis.tex"]
+    model = tmp_path / "model"
+    assert run(train_main, [files["train"], "--params", TINY, "--save", model, "-q"], capsys)[0] == 0
+    (tmp_path / f".model.tmp-{2**22 + 4321}-x").mkdir()  # a killed save's leftover
+    status, _, err = run(train_main, [files["train"], "--params", TINY, "--save", model], capsys)
+    assert status == 1 and "pass overwrite=True (--overwrite)" in err and "trained" not in err
+    status, _, err = run(train_main, [files["train"], "--params", TINY, "--save", model, "--overwrite",
+                                      "-q"], capsys)
+    assert status == 0, err
+    assert "left by an interrupted save" in err and sorted(os.listdir(tmp_path)) == ["mine", "model"]
+
+
+def test_checkpoint_dir_drop_repeats_and_eval_batch_size(files, tmp_path, capsys):
+    repeats = files["train_df"].iloc[[0, 0, 0]]
+    train = pd.concat([files["train_df"], repeats]).sort_values(["SessionId", "Time"], kind="stable")
+    train.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    args = [tmp_path / "train.tsv", "--test", files["test"], "--params", TINY, "--json", "-q",
+            "--checkpoint-dir", tmp_path / "ckpt", "--eval-batch-size", 3]
+    status, out, err = run(train_main, args + ["--drop-repeats"], capsys)
+    assert status == 0, err
+    assert "3 duplicate row(s)" in err and "(removed)" in err
+    assert json.loads((tmp_path / "ckpt" / "progress.json").read_text())["epochs_done"] == 1
+    first = last_json(out)
+    status, out, err = run(train_main, args, capsys)  # other data (repeats kept): refused
+    assert status == 1 and "the checkpoint is of another run (data_sha1 differs)" in err
+    status, out, err = run(train_main, args + ["--drop-repeats"], capsys)  # all epochs done: resumes at the end
+    assert status == 0 and "trained 0 epoch(s)" in err
+    assert last_json(out)["recall@20"] == first["recall@20"]
+
+
+def test_json_is_strict_without_nan():
+    from tf_gru4rec.cli import strict_json
+
+    line = strict_json({"mrr@20": float("nan"), "tests": [{"x": float("inf"), "y": 0.5}]})
+    assert line == '{"mrr@20": null, "tests": [{"x": null, "y": 0.5}]}'
+    json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))

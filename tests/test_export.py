@@ -360,14 +360,15 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [(["{tmp}/missing", "--out", "{tmp}/o"], "not a model directory"),
-     (["{tmp}/missing", "--out", "{tmp}/o", "--k", "0"], "`k` should be a positive int"),
-     (["{tmp}/missing"], "the following arguments are required: --out")],
+    "args, message, status",
+    [(["{tmp}/missing", "--out", "{tmp}/o"], "not a model directory", 1),
+     (["{tmp}/missing", "--out", "{tmp}/o", "--k", "0"], "`k` should be a positive int", 2),
+     (["{tmp}/missing", "--out", "{tmp}/o", "--max-rows", "0"], "`max_rows` should be a positive", 2),
+     (["{tmp}/missing"], "the following arguments are required: --out", 2)],
 )
-def test_cli_bad_arguments_fail_in_one_line(args, message, tmp_path):
+def test_cli_bad_arguments_fail_in_one_line(args, message, status, tmp_path):
     out = run_cli(*(a.format(tmp=tmp_path) for a in args))
-    assert out.returncode == 2
+    assert out.returncode == status
     assert "Traceback" not in out.stderr
     lines = quiet(out.stderr)
     assert len(lines) == 1 and lines[0].startswith("python -m tf_gru4rec.export: error: ")

@@ -47,6 +47,11 @@ def test_lists_dicts_seed_and_round_trip():
     ("momentum=-0.1", "invalid value for momentum"),
     ("n_sample=2.5", "invalid value for n_sample"),
     ("constrained_embedding=maybe", "invalid value for constrained_embedding"),
+    ("learning_rate=nan", "invalid value for learning_rate: nan .must be a finite number"),
+    ("learning_rate=1e30", "invalid value for learning_rate: 1e.30 .must be in \\(0, 100\\]"),
+    ("sample_alpha=nan", "invalid value for sample_alpha: nan"),
+    ("logq=inf", "invalid value for logq: inf"),
+    ("bpreg=-inf", "invalid value for bpreg: -inf"),
     ("learning_rate", "expected name=value"),
 ])
 def test_bad_parameters_are_named(spec, message):

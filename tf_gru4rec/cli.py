@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import logging
 import os
 import sys
@@ -86,9 +87,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def run(command, argv=None, prog=None, input_status=1) -> int:
+def run(command, argv=None, prog=None) -> int:
     """Runs `command(argv)` and turns user errors into one stderr line and an exit status:
-    2 for usage and parameter errors, `input_status` for bad input."""
+    2 for usage and parameter errors, 1 for bad input and for running out of memory."""
     prog = prog or "tf_gru4rec"
 
     def fail(message, status):
@@ -101,15 +102,26 @@ def run(command, argv=None, prog=None, input_status=1) -> int:
         return fail(f"{_one_line(e)} (see --help)", 2)
     except InputFilesError as e:
         for message in e.messages:
-            fail(message, input_status)
-        return input_status
+            fail(message, 1)
+        return 1
     except ValueError as e:  # incl. data.DataError, and params.ParamError: a bad setting
-        return fail(_one_line(e), 2 if _is_param_error(e) else input_status)
+        return fail(_one_line(e), 2 if _is_param_error(e) else 1)
     except (CommandError, OSError) as e:
-        return fail(_one_line(e), input_status)
+        return fail(_one_line(e), 1)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
+    except Exception as e:  # noqa: BLE001: only out-of-memory is turned into a line
+        if not _is_out_of_memory(e):
+            raise
+        return fail("out of memory: reduce batch_size, n_sample, layers or --eval-batch-size "
+                    f"({_one_line(e)[:200]})", 1)
     return 0
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    tf = sys.modules.get("tensorflow")
+    return isinstance(error, MemoryError) or (
+        tf is not None and isinstance(error, tf.errors.ResourceExhaustedError))
 
 
 def _is_param_error(error: BaseException) -> bool:
@@ -235,6 +247,9 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                        default=list(CUTOFFS), metavar="K", help="cutoffs of Recall@K / MRR@K (1 5 10 20)")
     group.add_argument("--eval-mode", default="conservative", choices=TIE_MODES,
                        help="rank of a target tied with other items (conservative: ranked last)")
+    group.add_argument("--eval-batch-size", type=positive_int, default=None, metavar="N",
+                       help="test sessions scored against all items at once (default: as many "
+                            "as fit 1 GiB of scores, at most 256); lower it for huge catalogues")
     group.add_argument("--json", action="store_true",
                        help="print the results as one JSON object on the last stdout line")
 
@@ -303,6 +318,22 @@ def metrics_table(rows, cutoffs) -> str:
     return "\n".join(lines)
 
 
+def strict_json(value) -> str:
+    """One line of standard JSON: NaN and infinities (which `json.dumps` writes as the
+    invalid tokens NaN / Infinity) become null."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
 def report(results: list[dict], rows, args, extra: dict | None = None) -> None:
     """Prints the table (stdout; stderr with --json) and, with --json, the JSON line; then
     raises `InputFilesError` for the test files that could not be evaluated.
@@ -316,7 +347,7 @@ def report(results: list[dict], rows, args, extra: dict | None = None) -> None:
         if args.json:
             log(table)
             top = {k: v for k, v in evaluated[0].items() if k != "path"}
-            print(json.dumps({**top, **(extra or {}), "tests": results}), flush=True)
+            print(strict_json({**top, **(extra or {}), "tests": results}), flush=True)
         else:
             print(table, flush=True)
     errors = [r["error"] for r in results if "error" in r]
@@ -363,7 +394,17 @@ def train_parser() -> ArgumentParser:
                              "OrderedDict(...)), or the name of a shipped published set: "
                              f"{', '.join(PARAM_FILES)}; names it omits take the "
                              "library defaults")
-    parser.add_argument("--save", metavar="DIR", help="write the trained model directory here")
+    parser.add_argument("--save", metavar="DIR",
+                        help="write the trained model directory here (checked before training: "
+                             "a new or empty folder, or a model folder with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model directory at --save (atomically)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="checkpoint after every epoch; rerun the same command to continue a "
+                             "killed run from its last completed epoch, with identical results")
+    parser.add_argument("--drop-repeats", action="store_true",
+                        help="remove a click on the same item as the session's previous click "
+                             "(they are counted either way)")
     parser.add_argument("--baselines", nargs="+", default=None, choices=BASELINE_NAMES,
                         metavar="NAME", help="also evaluate these baselines: "
                         f"{', '.join(BASELINE_NAMES)} (demo default: pop itemknn)")
@@ -387,6 +428,12 @@ def _train_command(argv):
 
     from tf_gru4rec import evaluation, training
     from tf_gru4rec.data import SessionData
+    from tf_gru4rec.files import remove_leftovers
+
+    if args.save:  # before any work: a save that would fail must not cost a training run
+        training.check_model_dir(args.save, args.overwrite)
+        for leftover in remove_leftovers(args.save):
+            log(f"removed {leftover}, left by an interrupted save")
 
     if demo:
         from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
@@ -397,7 +444,11 @@ def _train_command(argv):
     else:
         train_path = args.train
         train_df = read(train_path, args)
-    train_data = SessionData.from_frame(train_df, source=train_path)
+    train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
+    if train_data.duplicate_rows or train_data.repeated_clicks:
+        log(f"{train_path}: {train_data.duplicate_rows} duplicate row(s), "
+            f"{train_data.repeated_clicks} repeated click(s) on the previous item "
+            + ("(removed)" if args.drop_repeats else "(kept; --drop-repeats removes them)"))
     # Test files are read and mapped before training: if none is usable, fail now.
     if demo:
         tests = [("synthetic test data", evaluation.as_session_data(test_df, train_data.item_map))]
@@ -416,19 +467,20 @@ def _train_command(argv):
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
         result = training.train(train_data, params, validation=validation, callbacks=callbacks,
                                 cutoffs=args.cutoffs, mode=args.eval_mode,
-                                verbose=fit_verbosity(args.quiet))
+                                verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir)
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s")
     if args.save:
-        log(f"saved the model to {training.save_model_dir(result.model, args.save, params)}")
+        log(f"saved the model to "
+            f"{training.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")
     timing = {"train_seconds": result.train_seconds, "events_per_second": result.events_per_second}
     if not tests:
         if args.json:
-            print(json.dumps(timing), flush=True)
+            print(strict_json(timing), flush=True)
         return
     results = evaluate_tests(
         lambda data, progress: evaluation.evaluate(result.model, data, args.cutoffs, args.eval_mode,
-                                                   progress=progress),
+                                                   args.eval_batch_size, progress=progress),
         tests, "GRU4Rec", args)
     names = SYNTHETIC_BASELINES if demo and args.baselines is None else (args.baselines or [])
     compared = _evaluate_baselines(names, train_data, tests, args)
@@ -485,6 +537,7 @@ def _evaluate_command(argv):
         label = "GRU4Rec"
         results = evaluate_tests(
             lambda data, progress: evaluation.evaluate(model, data, args.cutoffs, args.eval_mode,
+                                                       args.eval_batch_size,
                                                        progress=progress),
             tests, label, args)
     rows = [(_label(label, r["path"], len(results)), r) for r in results if "error" not in r]
@@ -523,8 +576,11 @@ def _export_command(argv):
 
     from tf_gru4rec import export, training
 
-    export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
-                             args.max_session_id_bytes)
+    try:
+        export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
+                                 args.max_session_id_bytes)
+    except export.ExportError as e:  # a bad setting
+        raise UsageError(str(e)) from None
     try:
         model = training.load_model_dir(args.model_dir)[0]
     except ValueError as e:  # a file Keras cannot read
@@ -538,5 +594,4 @@ def _export_command(argv):
 
 def export_main(argv=None) -> int:
     """`python -m tf_gru4rec.export`; returns the exit status."""
-    # Every export error exits 2, as before the 2/1 rule (tests/test_export.py pins it).
-    return run(_export_command, argv, "python -m tf_gru4rec.export", input_status=2)
+    return run(_export_command, argv, "python -m tf_gru4rec.export")

@@ -126,7 +126,7 @@ class GRU4Rec(keras.Model):
         >>> model = GRU4Rec(item_ids=data.item_map.ids, layers=[100], batch_size=32)
         >>> model.compile(optimizer=AdagradM(0.2, momentum=0.2), loss=CrossEntropy(logq=1))
         >>> model.fit(SessionParallelBatcher(data, 32, n_sample=2048).dataset(), epochs=10)
-        >>> ids, scores, report = model.recommend([[214536502, 214536506]], k=20)
+        >>> ids, scores, report = model.recommend([[37220, 37204]], k=20)
     """
 
     def __init__(

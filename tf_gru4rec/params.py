@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +156,10 @@ def _check(p: GRU4RecParams):
     def bad(name, why):
         raise ParamError(f"invalid value for {name}: {getattr(p, name)!r} ({why})")
 
+    for f in dataclasses.fields(p):  # NaN passes every comparison below: reject it first
+        value = getattr(p, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            bad(f.name, "must be a finite number")
     if p.loss not in losses.LOSSES:
         bad("loss", f"expected one of {sorted(losses.LOSSES)}")
     if not p.layers or min(p.layers) < 1:
@@ -165,8 +170,8 @@ def _check(p: GRU4RecParams):
     for name in ("dropout_p_embed", "dropout_p_hidden"):
         if not 0.0 <= getattr(p, name) < 1.0:
             bad(name, "a drop probability in [0, 1)")
-    if p.learning_rate <= 0:
-        bad("learning_rate", "must be > 0")
+    if not 0 < p.learning_rate <= 100:
+        bad("learning_rate", "must be in (0, 100]")
     if not 0.0 <= p.momentum < 1.0:
         bad("momentum", "must be in [0, 1)")
     for name in ("n_sample", "embedding"):

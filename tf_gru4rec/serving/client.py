@@ -1,13 +1,13 @@
 """gRPC client for an exported GRU4Rec behind TF Serving (or `local_server`).
 
     client = GRU4RecClient("127.0.0.1:8500", model_name="gru4rec")
-    item_ids, scores = client.next_items("s1", 214536502)        # stateful: server keeps state
+    item_ids, scores = client.next_items("s1", 37220)        # stateful: server keeps state
     client.end_session("s1")
-    item_ids, scores, state = client.step([214536502], state=None)   # stateless: you keep state
-    item_ids, scores, state = client.step([214536506], state)
+    item_ids, scores, state = client.step([37220], state=None)   # stateless: you keep state
+    item_ids, scores, state = client.step([37204], state)
 
     python -m tf_gru4rec.serving.client --server 127.0.0.1:8500 --model gru4rec --session s1 \
-        --items 214536502,214536506 [--k 5] [--end-session]
+        --items 37220,37204 [--k 5] [--end-session]
 
 Dtypes come from the served signatures (`GetModelMetadata`), so item ids are sent as int64
 or string, whichever the model was trained with; string outputs come back as `str`.
@@ -19,10 +19,34 @@ import argparse
 import functools
 import sys
 
-import grpc
-import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import (
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tf_gru4rec.serving.client",
+        description="Sends a session's clicks; prints the recommendations after each click.",
+    )
+    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
+    parser.add_argument("--model", default="gru4rec", help="model name")
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--session", required=True, help="session id")
+    parser.add_argument("--items", required=True, help="comma-separated item ids, in click order")
+    parser.add_argument("--k", type=int, default=None, help="default: the exported k")
+    parser.add_argument("--end-session", action="store_true", help="free the session afterwards")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ logs (silenced by default)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and bad arguments answer before TensorFlow loads
+    build_parser().parse_args()
+    from tf_gru4rec.cli import import_tensorflow
+
+    import_tensorflow(verbose="--verbose" in sys.argv)
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
     get_model_metadata_pb2,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -182,17 +206,7 @@ def format_click(item_id, item_ids, scores, unknown):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m tf_gru4rec.serving.client",
-        description="Sends a session's clicks; prints the recommendations after each click.",
-    )
-    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
-    parser.add_argument("--model", default="gru4rec", help="model name")
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--session", required=True, help="session id")
-    parser.add_argument("--items", required=True, help="comma-separated item ids, in click order")
-    parser.add_argument("--k", type=int, default=None, help="default: the exported k")
-    parser.add_argument("--end-session", action="store_true", help="free the session afterwards")
+    parser = build_parser()
     args = parser.parse_args(argv)
     items = [i.strip() for i in args.items.split(",") if i.strip()]
     try:

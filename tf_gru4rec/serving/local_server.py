@@ -20,16 +20,35 @@ import os
 import sys
 from concurrent import futures
 
-import grpc
-import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import (
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tf_gru4rec.serving.local_server",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-base-path", required=True, help="folder of numeric version folders")
+    parser.add_argument("--port", type=int, default=8500)
+    parser.add_argument("--model-name", default=None, help="default: the folder's name")
+    parser.add_argument("--version", type=int, default=None, help="default: the highest version")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up and C++ logs (silenced by default)")
+    return parser
+
+
+if __name__ == "__main__":  # --help and bad arguments answer before TensorFlow loads
+    build_parser().parse_args()
+    from tf_gru4rec.cli import import_tensorflow
+
+    import_tensorflow(verbose="--verbose" in sys.argv)
+
+import grpc  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow.core.protobuf import saved_model_pb2  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
     get_model_metadata_pb2,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
 
-from tf_gru4rec.export import existing_versions
+from tf_gru4rec.export import existing_versions  # noqa: E402
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -146,12 +165,7 @@ def start_local_server(model_base_path, port=0, model_name=None, version=None, m
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_gru4rec.serving.local_server",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-base-path", required=True, help="folder of numeric version folders")
-    parser.add_argument("--port", type=int, default=8500)
-    parser.add_argument("--model-name", default=None, help="default: the folder's name")
-    parser.add_argument("--version", type=int, default=None, help="default: the highest version")
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         server, port = start_local_server(args.model_base_path, args.port, args.model_name, args.version)
