@@ -30,14 +30,14 @@ class TableModel:
         return tf.gather(self.table, tf.cast(h[:, 0], tf.int32))
 
 
-def brute_force(model, df, mode, cutoffs):
-    table = model.table.numpy()
+def brute_force(df, mode, cutoffs, prefix_scores):
+    """Recall / MRR by a plain loop over test sessions. `prefix_scores(items)` yields the
+    scores of all items after each prefix of one session (known items, in click order)."""
     hits, rr, n = np.zeros(len(cutoffs)), np.zeros(len(cutoffs)), 0
     df = df.sort_values(["SessionId", "Time"], kind="stable")
     for _, g in df.groupby("SessionId", sort=False):
-        items = [int(i) // 10 for i in g["ItemId"] if int(i) % 10 == 0 and 0 <= int(i) // 10 < N]
-        for a, b in zip(items[:-1], items[1:]):
-            s = table[a]
+        items = [int(i) // 10 for i in g["ItemId"] if i != 9999]  # unknown: skipped, session goes on
+        for s, b in zip(prefix_scores(items[:-1]), items[1:]):
             gt, eq = (s > s[b]).sum(), (s == s[b]).sum()
             rank = {"standard": 1 + gt, "conservative": gt + eq, "median": 1 + gt + (eq - 1) / 2}[mode]
             n += 1
@@ -46,6 +46,11 @@ def brute_force(model, df, mode, cutoffs):
                     hits[i] += 1
                     rr[i] += 1 / rank
     return hits / n, rr / n, n
+
+
+def table_scores(model):
+    """TableModel's scores after each prefix: its last item's row."""
+    return lambda items: (model.table.numpy()[a] for a in items)
 
 
 def random_test_frame(seed):
@@ -66,7 +71,7 @@ def test_evaluator_equals_brute_force(mode, batch_size):
     df = random_test_frame(1)
     cutoffs = (1, 2, 5, 10)
     res = Evaluator(df, model.item_map, cutoffs, mode, batch_size=batch_size, block_steps=4)(model)
-    recall, mrr, n = brute_force(model, df, mode, cutoffs)
+    recall, mrr, n = brute_force(df, mode, cutoffs, table_scores(model))
     assert res["n_events"] == n
     for i, k in enumerate(cutoffs):
         assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-6)
@@ -118,28 +123,20 @@ def stateful_model(seed=0):
     return model
 
 
-def brute_force_stateful(model, df, mode, cutoffs):
+def stateful_scores(model):
     """Each test session alone from a zero state, through an independent float64 forward."""
     from gru4rec_reference import forward, full_scores, weights_of
 
     p = {k: tf.constant(v) for k, v in weights_of(model).items()}
     config = {"layers": model.layer_sizes, "embedding": "shared"}
-    hits, rr, n = np.zeros(len(cutoffs)), np.zeros(len(cutoffs)), 0
-    df = df.sort_values(["SessionId", "Time"], kind="stable")
-    for _, g in df.groupby("SessionId", sort=False):
-        items = [int(i) // 10 for i in g["ItemId"] if i != 9999]  # unknown: skipped, session goes on
+
+    def scores(items):
         state = tf.zeros([1, model.state_size], tf.float64)
-        for a, b in zip(items[:-1], items[1:]):
+        for a in items:
             state, h = forward(p, config, tf.constant([a]), state)
-            s = full_scores(p, h).numpy()[0]
-            gt, eq = (s > s[b]).sum(), (s == s[b]).sum()
-            rank = {"standard": 1 + gt, "conservative": gt + eq, "median": 1 + gt + (eq - 1) / 2}[mode]
-            n += 1
-            for i, k in enumerate(cutoffs):
-                if rank <= k:
-                    hits[i] += 1
-                    rr[i] += 1 / rank
-    return hits / n, rr / n, n
+            yield full_scores(p, h).numpy()[0]
+
+    return scores
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
@@ -151,7 +148,7 @@ def test_evaluator_with_state_equals_per_session_loop(batch_size):
     cutoffs = (1, 2, 3, 5)
     res = Evaluator(df, model.item_map, cutoffs, "conservative", batch_size=batch_size,
                     block_steps=4)(model)
-    recall, mrr, n = brute_force_stateful(model, df, "conservative", cutoffs)
+    recall, mrr, n = brute_force(df, "conservative", cutoffs, stateful_scores(model))
     assert res["n_events"] == n
     for i, k in enumerate(cutoffs):
         assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-6), k

@@ -171,6 +171,17 @@ def import_tensorflow(verbose: bool = False) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def parse_then_import_tensorflow(parser: ArgumentParser) -> None:
+    """For a module run as a command: --help and bad arguments (one line, exit 2) answer
+    before TensorFlow loads; then TensorFlow is imported, silenced unless --verbose."""
+    try:
+        args = parser.parse_args()
+    except UsageError as e:
+        print(f"{parser.prog}: error: {_one_line(e)} (see --help)", file=sys.stderr)
+        sys.exit(2)
+    import_tensorflow(getattr(args, "verbose", False))
+
+
 # ----- progress -------------------------------------------------------------------------------
 class Progress:
     """Progress of counted work on stderr, called as `progress(done, total)`.

@@ -15,13 +15,14 @@ or string, whichever the model was trained with; string outputs come back as `st
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 
+from tf_gru4rec.cli import ArgumentParser, add_output_options, parse_then_import_tensorflow
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
         prog="python -m tf_gru4rec.serving.client",
         description="Sends a session's clicks; prints the recommendations after each click.",
     )
@@ -32,16 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--items", required=True, help="comma-separated item ids, in click order")
     parser.add_argument("--k", type=int, default=None, help="default: the exported k")
     parser.add_argument("--end-session", action="store_true", help="free the session afterwards")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up and C++ logs (silenced by default)")
+    add_output_options(parser, quiet=False)
     return parser
 
 
 if __name__ == "__main__":  # --help and bad arguments answer before TensorFlow loads
-    build_parser().parse_args()
-    from tf_gru4rec.cli import import_tensorflow
-
-    import_tensorflow(verbose="--verbose" in sys.argv)
+    parse_then_import_tensorflow(build_parser())
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402

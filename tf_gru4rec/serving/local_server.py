@@ -15,29 +15,26 @@ client code talks to either.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from concurrent import futures
 
+from tf_gru4rec.cli import ArgumentParser, add_output_options, parse_then_import_tensorflow
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tf_gru4rec.serving.local_server",
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m tf_gru4rec.serving.local_server",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-base-path", required=True, help="folder of numeric version folders")
     parser.add_argument("--port", type=int, default=8500)
     parser.add_argument("--model-name", default=None, help="default: the folder's name")
     parser.add_argument("--version", type=int, default=None, help="default: the highest version")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up and C++ logs (silenced by default)")
+    add_output_options(parser, quiet=False)
     return parser
 
 
 if __name__ == "__main__":  # --help and bad arguments answer before TensorFlow loads
-    build_parser().parse_args()
-    from tf_gru4rec.cli import import_tensorflow
-
-    import_tensorflow(verbose="--verbose" in sys.argv)
+    parse_then_import_tensorflow(build_parser())
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
