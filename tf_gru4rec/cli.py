@@ -456,10 +456,6 @@ def _train_command(argv):
         train_path = args.train
         train_df = read(train_path, args)
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
-    if train_data.duplicate_rows or train_data.repeated_clicks:
-        log(f"{train_path}: {train_data.duplicate_rows} duplicate row(s), "
-            f"{train_data.repeated_clicks} repeated click(s) on the previous item "
-            + ("(removed)" if args.drop_repeats else "(kept; --drop-repeats removes them)"))
     # Test files are read and mapped before training: if none is usable, fail now.
     if demo:
         tests = [("synthetic test data", evaluation.as_session_data(test_df, train_data.item_map))]
@@ -468,6 +464,10 @@ def _train_command(argv):
     if tests and len(unusable(tests)) == len(tests):
         raise InputFilesError(unusable(tests))
     usable = [(path, data) for path, data in tests if not isinstance(data, str)]
+    if train_data.duplicate_rows or train_data.repeated_clicks:
+        log(f"{train_path}: {train_data.duplicate_rows} duplicate row(s), "
+            f"{train_data.repeated_clicks} repeated click(s) on the previous item "
+            + ("(removed)" if args.drop_repeats else "(kept; --drop-repeats removes them)"))
     log(f"training on {train_data.n_events} clicks, {train_data.n_sessions} sessions, "
         f"{len(train_data.item_map)} items: {params.to_string()}")
     callbacks, validation = [], None
