@@ -538,6 +538,14 @@ def test_checkpoint_dir_drop_repeats_and_eval_batch_size(files, tmp_path, capsys
     assert last_json(out)["recall@20"] == first["recall@20"]
 
 
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_building(files, capsys):
+    status, out, err = run(train_main, [files["train"], "--params", TINY + ",batch_size=100000"], capsys)
+    assert status == 1 and out == "" and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert re.match(r"tf_gru4rec.train: error: this run needs about \d+\.\d GiB but .* the largest part is "
+                    r"the training step .*: reduce batch_size and n_sample$", last), last
+
+
 def test_json_is_strict_without_nan():
     from tf_gru4rec.cli import strict_json
 
