@@ -150,9 +150,9 @@ def test_evaluator_with_state_equals_per_session_loop(batch_size):
                     block_steps=4)(model)
     recall, mrr, n = brute_force(df, "conservative", cutoffs, stateful_scores(model))
     assert res["n_events"] == n
-    for i, k in enumerate(cutoffs):
-        assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-6), k
-        assert res[f"mrr@{k}"] == pytest.approx(mrr[i], abs=1e-6), k
+    for i, k in enumerate(cutoffs):  # float64 sums: the batching cannot move the result
+        assert res[f"recall@{k}"] == pytest.approx(recall[i], abs=1e-12), k
+        assert res[f"mrr@{k}"] == pytest.approx(mrr[i], abs=1e-12), k
 
 
 @pytest.mark.parametrize("mode", ["standard", "conservative", "median"])

@@ -161,6 +161,9 @@ def test_save_refuses_user_folders_and_needs_overwrite(synthetic_split, tmp_path
     save_model_dir(model, path, overwrite=True)
     assert sorted(os.listdir(tmp_path / "new")) == ["model"]
     np.testing.assert_array_equal(load_model_dir(path)[0].wy.numpy(), model.wy.numpy())
+    if os.path.isdir("/proc/self"):  # nothing can be created there, not even by root
+        with pytest.raises(ModelDirError, match="cannot write in /proc"):
+            check_model_dir("/proc/gru4rec/model")
 
 
 RESUMABLE = SMALL.replace("n_epochs=2", "n_epochs=3") + ",dropout_p_hidden=0.3,sample_cache_size=2000"

@@ -109,7 +109,7 @@ def _seconds(time: pd.Series, source: str) -> np.ndarray:
             bad = ~np.isfinite(values)
             if bad.any():
                 raise DataError(f"{source}: {int(bad.sum())} non-finite Time value(s), "
-                                f"e.g. {time[bad].iloc[0]!r}")
+                                f"e.g. {values[bad][0]}")
             return values
         parsed = pd.to_datetime(time.astype(str), utc=True, format="ISO8601", errors="coerce")
         neither = numeric.isna() & parsed.isna()
@@ -233,6 +233,7 @@ class SessionData:
         """
         df = validate_frame(df, source)
         duplicate_rows = int(df.duplicated().sum())
+        item_map_given = item_map is not None
         if item_map is None:
             item_map = ItemMap.from_frame(df)
         idx = item_map.lookup(df["ItemId"].to_numpy())
@@ -255,7 +256,8 @@ class SessionData:
         starts, lengths = starts[keep][order], lengths[keep][order]
         items = df["_item"].to_numpy().astype(np.int32)
         if len(starts) == 0:
-            raise DataError(f"{source}: nothing trainable: no session has 2 or more known events")
+            what = "nothing to evaluate" if item_map_given else "nothing trainable"
+            raise DataError(f"{source}: {what}: no session has 2 or more known events")
         gather = np.repeat(starts - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(
             lengths.sum()
         )

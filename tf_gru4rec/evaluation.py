@@ -53,11 +53,13 @@ def target_ranks(scores, targets, mode="conservative"):
 
 
 def metric_sums(ranks, valid, cutoffs):
-    """Hits and reciprocal-rank sums per cutoff over the valid rows: two float32 [C]."""
-    valid = tf.cast(valid, tf.float32)
+    """Hits and reciprocal-rank sums per cutoff over the valid rows: two float64 [C]
+    (summed in float64 so that results do not depend on how rows are batched)."""
+    valid = tf.cast(valid, tf.float64)
+    ranks = tf.cast(ranks, tf.float64)
     hits, rr = [], []
     for k in cutoffs:
-        hit = tf.cast(ranks <= k, tf.float32) * valid
+        hit = tf.cast(ranks <= k, tf.float64) * valid
         hits.append(tf.reduce_sum(hit))
         rr.append(tf.reduce_sum(hit / ranks))
     return tf.stack(hits), tf.stack(rr)
@@ -135,7 +137,7 @@ class Evaluator:
                 dh, dr = metric_sums(ranks, valid[t], cutoffs)
                 return t + 1, state, hits + dh, rr + dr
 
-            zeros = tf.zeros([len(cutoffs)])
+            zeros = tf.zeros([len(cutoffs)], tf.float64)
             _, state, hits, rr = tf.while_loop(
                 lambda t, *_: t < n_steps, body, (tf.constant(0), state, zeros, zeros)
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -226,8 +227,10 @@ def check_model_dir(path, overwrite=False) -> None:
             parent = os.path.dirname(parent)
         if not os.path.isdir(parent):
             raise ModelDirError(f"{path}: cannot be created, {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ModelDirError(f"{path}: no permission to write in {parent}")
+    try:  # a real write: os.access says yes to root even where nothing can be created
+        os.rmdir(tempfile.mkdtemp(prefix=".check-", dir=parent))
+    except OSError as e:
+        raise ModelDirError(f"{path}: cannot write in {parent} ({e.strerror})") from None
 
 
 def save_model_dir(model, path, params: GRU4RecParams | None = None, overwrite=False) -> str:
