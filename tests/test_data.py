@@ -322,3 +322,11 @@ def test_batcher_rejects_bad_arguments():
     data = synthetic_data()
     with pytest.raises(ValueError, match="batch_size"):
         SessionParallelBatcher(data, batch_size=0)
+
+
+@pytest.mark.parametrize("n_sample, fewest", [(0, 2), (4, 1)])
+def test_without_extra_negatives_the_epoch_ends_below_two_active_rows(n_sample, fewest):
+    """With S = 0 a lone row has no negative: the batcher's epoch stops before it."""
+    df = frame([(s, 10 + (s * 7 + i) % 5, s * 100 + i) for s, n in enumerate([2, 2, 9]) for i in range(n)])
+    batcher = SessionParallelBatcher(SessionData.from_frame(df), batch_size=2, n_sample=n_sample)
+    assert batcher.schedule.valid.sum(axis=1).min() == fewest

@@ -1,4 +1,6 @@
 import keras
+import zlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -83,7 +85,7 @@ def make_loss(name, kw):
 @pytest.mark.parametrize("scale", [1.0, 1e4])
 @pytest.mark.parametrize("masked", [False, True])
 def test_loss_value_and_gradient_match_numpy(name, kw, scale, masked):
-    rng = np.random.default_rng(abs(hash((name, scale, masked))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{name}{kw}{scale}{masked}".encode()))  # not hash(): salted per run
     if scale == 1.0:
         scores = rng.normal(size=(B, B + S))
     else:  # extreme scores, exactly representable in float32
@@ -98,7 +100,8 @@ def test_loss_value_and_gradient_match_numpy(name, kw, scale, masked):
     grad = tape.gradient(value, x).numpy()
     ref = reference(name, scores, valid, log_q, **kw)
     assert np.isfinite(value.numpy()) and np.all(np.isfinite(grad))
-    np.testing.assert_allclose(value.numpy(), ref, rtol=1e-5, atol=1e-5 * max(1.0, abs(ref)) if scale > 1 else 1e-6)
+    # At |score| = 1e4 one float32 ulp of an intermediate is ~1e-3: that bounds the value's error.
+    np.testing.assert_allclose(value.numpy(), ref, rtol=1e-5, atol=max(2e-3, 1e-5 * abs(ref)) if scale > 1 else 1e-6)
     ref_grad = numeric_grad(lambda s: reference(name, s, valid, log_q, **kw), scores, 1e-4 if scale == 1 else 1e-2)
     np.testing.assert_allclose(grad, ref_grad, atol=2e-4, rtol=2e-3)
     if masked:  # inactive rows and their target columns take no gradient

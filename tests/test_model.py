@@ -151,6 +151,24 @@ def test_sampled_scores_equal_gathered_full_scores():
     np.testing.assert_allclose(new_state.numpy(), ref_state.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("embedding", ["shared", "none"])
+def test_training_touches_only_the_step_rows_of_the_item_tables(embedding):
+    """Only the targets and samples are scored (never all N items), and one-hot input is a
+    row lookup: the item tables' gradients are row slices of the step's rows, not dense."""
+    data = toy_data()
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=[6], embedding=embedding, batch_size=3, seed=2)
+    batcher = SessionParallelBatcher(data, 3, n_sample=4, block_steps=2, seed=0,
+                                     inputs_in_rows=embedding == "shared")
+    batch = {k: tf.constant(v[0]) for k, v in next(batcher.blocks()).items() if k != "n_steps"}
+    tables = [model.wy, model.by] + ([model.cells[0].wx] if embedding == "none" else [])
+    with tf.GradientTape() as tape:
+        scores, _ = model._sampled_scores(batch, model.initial_state(3))
+        loss = tf.reduce_sum(scores)
+    for table, grad in zip(tables, tape.gradient(loss, tables)):
+        assert isinstance(grad, tf.IndexedSlices), table.path
+        assert grad.values.shape[0] <= batcher.width, table.path
+
+
 def test_output_of_state_and_score_items_match_step_and_score_all():
     model = small_model(layers=(8, 6))
     state, h = model.step(tf.constant([1, 4, 0]), model.initial_state(3))
