@@ -11,8 +11,6 @@ from __future__ import annotations
 FLOAT = 4  # bytes of a float32 / int32
 #: TensorFlow's own footprint (runtime, compiled kernels), measured ~0.9 GB on CPU.
 RUNTIME_BYTES = 1 << 30
-
-
 #: Default memory for the evaluation chunk: rows scored against the whole catalogue at once.
 EVAL_CHUNK_BYTES = 1 << 30
 
@@ -20,7 +18,12 @@ EVAL_CHUNK_BYTES = 1 << 30
 def eval_batch_size(n_items: int, budget: int = EVAL_CHUNK_BYTES, most: int = 256) -> int:
     """Evaluation rows per chunk whose scores and comparisons fit `budget` (at most `most`):
     256 up to ~350k items, 8 at 10M items."""
-    return int(max(1, min(most, budget // (3 * FLOAT * max(n_items, 1)))))
+    return int(max(1, min(most, budget // _eval_chunk_bytes(1, max(n_items, 1)))))
+
+
+def _eval_chunk_bytes(rows: int, n_items: int) -> int:
+    """Scores of `rows` evaluation rows against every item, and their comparisons."""
+    return 3 * rows * n_items * FLOAT
 
 
 class MemoryEstimateError(ValueError):
@@ -74,7 +77,7 @@ def training_bytes(n_items: int, params, eval_rows: int = 0) -> dict:
         "optimizer slots": tables * n_slots,
         "negative cache": cache,
         "training step": step,
-        "evaluation chunk": 3 * eval_rows * n_items * FLOAT,  # scores and the comparisons
+        "evaluation chunk": _eval_chunk_bytes(eval_rows, n_items),
         "runtime": RUNTIME_BYTES,
     }
 

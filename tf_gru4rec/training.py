@@ -77,6 +77,7 @@ def _fingerprint(data: SessionData, params: GRU4RecParams) -> dict:
     """What a checkpoint must match to be continued: the parameters and the data."""
     digest = hashlib.sha1(data.items.tobytes())
     digest.update(data.offsets.tobytes())
+    digest.update(data.item_map.ids.tobytes())  # the same layout of other item ids differs
     return {"params": params.to_string(), "data_sha1": digest.hexdigest(),
             "n_items": len(data.item_map)}
 
