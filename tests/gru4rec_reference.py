@@ -108,18 +108,23 @@ class ReferenceTrainer:
             dropout_p_hidden, loss and its parameters (logq, bpreg, elu_param),
             learning_rate, momentum, sample_alpha.
         support: training clicks per item index (for the logQ correction).
+        replicas: data-parallel replicas (`replica_step`), each with its own carried state.
     """
 
     EPSILON = 1e-6
 
-    def __init__(self, weights, config, support):
+    def __init__(self, weights, config, support, replicas=1):
         self.config = config
         self.p = {k: tf.Variable(v, dtype=tf.float64) for k, v in weights.items()}
         self.acc = {k: np.zeros_like(v) for k, v in weights.items()}
         self.vel = {k: np.zeros_like(v) for k, v in weights.items()}
         self.log_support = np.log(np.asarray(support, np.float64))
-        self.state = np.zeros((config["batch_size"], sum(config["layers"])))
+        self.states = [np.zeros((config["batch_size"], sum(config["layers"])))] * replicas
         self.step_losses = []
+
+    @property
+    def state(self):
+        return self.states[0]
 
     def _row_tables(self, inputs, targets, valid, negatives):
         """Item tables updated row-sparsely, each with the rows the step touches."""
@@ -132,22 +137,41 @@ class ReferenceTrainer:
             tables["gru_0/wx"] = set(inputs[valid])
         else:
             tables["e"] = set(inputs[valid])
-        return {k: np.array(sorted(int(r) for r in rows), np.int64) for k, rows in tables.items()}
+        return tables
 
-    def step(self, inputs, targets, reset, valid, negatives, noise=None):
+    def _replica_loss(self, r, inputs, targets, reset, valid, negatives, noise):
+        """One replica's mean loss over its B slots; advances its carried state."""
         cfg = self.config
-        B = cfg["batch_size"]
-        state = np.where(reset[:, None], 0.0, self.state)
+        state = np.where(reset[:, None], 0.0, self.states[r])
         columns = np.r_[targets, negatives]
         log_q = np.r_[self.log_support[targets], cfg["sample_alpha"] * self.log_support[negatives]]
+        new_state, h = forward(self.p, cfg, tf.constant(inputs), tf.constant(state),
+                               None if noise is None else tf.constant(noise, tf.float64))
+        scores = tf.gather(full_scores(self.p, h), columns, axis=1)  # [B, B + S]
+        per_row = row_losses(scores, tf.constant(valid), tf.constant(log_q), cfg)
+        self.states[r] = new_state.numpy()
+        return tf.reduce_sum(tf.where(valid, per_row, 0.0)) / cfg["batch_size"]  # sum / B
+
+    def step(self, inputs, targets, reset, valid, negatives, noise=None):
+        """One single-device step; returns its loss."""
+        return self.replica_step([dict(inputs=inputs, targets=targets, reset=reset, valid=valid,
+                                       negatives=negatives, noise=noise)])
+
+    def replica_step(self, batches):
+        """One synchronous data-parallel step: replica r trains on batches[r] (its own
+        slots, state and in-batch negatives); the update follows the mean of the replicas'
+        losses, on the union of the rows they touch. Returns that mean loss."""
+        cfg = self.config
         with tf.GradientTape() as tape:
-            new_state, h = forward(self.p, cfg, tf.constant(inputs), tf.constant(state),
-                                   None if noise is None else tf.constant(noise, tf.float64))
-            scores = tf.gather(full_scores(self.p, h), columns, axis=1)  # [B, B + S]
-            per_row = row_losses(scores, tf.constant(valid), tf.constant(log_q), cfg)
-            loss = tf.reduce_sum(tf.where(valid, per_row, 0.0)) / B  # sum over rows / B
+            losses = [self._replica_loss(r, **b) for r, b in enumerate(batches)]
+            loss = tf.add_n(losses) / len(batches)
         grads = tape.gradient(loss, self.p)
-        sparse = self._row_tables(inputs, targets, valid, negatives)
+        sparse = {}
+        for b in batches:
+            for name, rows in self._row_tables(b["inputs"], b["targets"], b["valid"],
+                                               b["negatives"]).items():
+                sparse[name] = sparse.get(name, set()) | rows
+        sparse = {k: np.array(sorted(int(r) for r in rows), np.int64) for k, rows in sparse.items()}
         lr, mu = cfg["learning_rate"], cfg["momentum"]
         for name, var in self.p.items():
             g = tf.convert_to_tensor(grads[name]).numpy()  # dense: repeated rows already summed
@@ -161,7 +185,6 @@ class ReferenceTrainer:
             else:
                 p[rows] -= step
             var.assign(p)
-        self.state = new_state.numpy()
         self.step_losses.append(float(loss))
         return float(loss)
 

@@ -416,6 +416,15 @@ def train_parser() -> ArgumentParser:
     parser.add_argument("--drop-repeats", action="store_true",
                         help="remove a click on the same item as the session's previous click "
                              "(they are counted either way)")
+    parser.add_argument("--distribute", choices=("mirrored", "multi-worker"),
+                        help="synchronous data-parallel training, batch_size session slots per "
+                             "replica: 'mirrored' on the GPUs of this machine, 'multi-worker' "
+                             "with one replica per worker process of the TF_CONFIG cluster "
+                             "(run the same command on every worker; the chief saves and "
+                             "evaluates)")
+    parser.add_argument("--replicas", type=positive_int, metavar="N",
+                        help="with --distribute mirrored: use N devices (on a machine without "
+                             "GPUs, N logical CPU devices: a functional check, not a speed-up)")
     parser.add_argument("--baselines", nargs="+", default=None, choices=BASELINE_NAMES,
                         metavar="NAME", help="also evaluate these baselines: "
                         f"{', '.join(BASELINE_NAMES)} (demo default: pop itemknn)")
@@ -433,11 +442,16 @@ def _train_command(argv):
     demo = args.train is None
     if demo and args.test:
         raise UsageError("--test needs a TRAIN file (the demo evaluates on its own synthetic test split)")
+    if args.replicas and args.distribute != "mirrored":
+        raise UsageError("--replicas needs --distribute mirrored")
     import_tensorflow(args.verbose)
     params = resolve_params(args.params, args.param_file, SYNTHETIC_PARAMS if demo else None)
     import keras
 
-    from tf_gru4rec import evaluation, training
+    from tf_gru4rec import distribute, evaluation, training
+
+    # Before any other TensorFlow work (multi-worker collectives, logical devices).
+    strategy = distribute.make_strategy(args.distribute, args.replicas) if args.distribute else None
     from tf_gru4rec.data import SessionData
     from tf_gru4rec.files import remove_leftovers
 
@@ -478,9 +492,14 @@ def _train_command(argv):
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
         result = training.train(train_data, params, validation=validation, callbacks=callbacks,
                                 cutoffs=args.cutoffs, mode=args.eval_mode,
-                                verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir)
+                                verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
+                                distribute=strategy)
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
-        f"{result.events_per_second:,.0f} events/s")
+        f"{result.events_per_second:,.0f} events/s"
+        + (f" on {strategy.num_replicas_in_sync} replica(s)" if strategy else ""))
+    if not distribute.is_chief(strategy):
+        log("not the chief worker: the chief saves and evaluates the model")
+        return
     if args.save:
         log(f"saved the model to "
             f"{training.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")

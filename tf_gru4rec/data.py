@@ -288,6 +288,20 @@ class SessionData:
         """Clicks per item index (float64 [N])."""
         return np.bincount(self.items, minlength=len(self.item_map)).astype(np.float64)
 
+    def shard(self, index: int, count: int) -> "SessionData":
+        """Sessions index, index + count, index + 2 count, ... (time order kept), same item map.
+
+        Dealing sessions out in turn gives every shard the same time span and nearly the
+        same number of sessions, so data-parallel replicas end their epochs close together.
+        """
+        if not 0 <= index < count:
+            raise ValueError(f"shard index {index} out of range for {count} shards")
+        starts, ends = self.offsets[index:-1:count], self.offsets[index + 1 :: count]
+        lengths = ends - starts
+        items = np.concatenate([self.items[a:b] for a, b in zip(starts, ends)]) if len(starts) else (
+            np.zeros(0, self.items.dtype))
+        return SessionData(items, np.r_[0, np.cumsum(lengths)].astype(np.int64), self.item_map)
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -414,6 +428,8 @@ class SessionParallelBatcher:
         column_log_q: float32 [K, B + S] log sampling probability (up to a constant)
             of each column, for the logQ correction
         n_steps: int32 scalar, steps of the block that hold data
+        position: int32 [2], (epoch, first step) of the block: what data-parallel replicas
+            derive their dropout seeds from (they share no mutable seed state)
 
     Args:
         data: training sessions.
@@ -425,6 +441,13 @@ class SessionParallelBatcher:
         inputs_in_rows: whether inputs index the same table as the outputs (shared
             embedding); then `rows` also covers the inputs.
         seed: seed of the negative sampler.
+        shard: (index, count): train on `data.shard(index, count)` only (one data-parallel
+            replica); popularity, sampling and logQ still come from all of `data`.
+
+    Attributes:
+        n_steps: steps per epoch. Raising it pads the epoch with inactive steps (data-
+            parallel replicas must all run the same number of synchronised steps).
+        epoch: epochs started (each `blocks()` call starts one); set it to resume.
     """
 
     def __init__(
@@ -437,22 +460,26 @@ class SessionParallelBatcher:
         sample_cache_size: int = 10_000_000,
         inputs_in_rows: bool = True,
         seed: int | None = None,
+        shard: tuple[int, int] = (0, 1),
     ):
         if batch_size < 1 or block_steps < 1 or n_sample < 0:
             raise ValueError(
                 "batch_size and block_steps must be positive and n_sample >= 0. Received: "
                 f"batch_size={batch_size}, block_steps={block_steps}, n_sample={n_sample}"
             )
-        self.data = data
+        self.data = data if shard == (0, 1) else data.shard(*shard)
         self.batch_size = batch_size
         self.n_sample = n_sample
         self.block_steps = block_steps
         self.inputs_in_rows = inputs_in_rows
         self.schedule = session_parallel_schedule(
-            data.offsets, batch_size, min_active=1 if n_sample > 0 else 2
+            self.data.offsets, batch_size, min_active=1 if n_sample > 0 else 2
         )
         if self.schedule.n_steps == 0:
-            raise DataError("nothing trainable: the data yields no training step")
+            where = "" if shard == (0, 1) else f" of replica {shard[0]} of {shard[1]}"
+            raise DataError(f"nothing trainable: the data{where} yields no training step")
+        self.n_steps = self.schedule.n_steps
+        self.epoch = 0
         support = data.support()
         self.sampler = (
             NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed)
@@ -466,7 +493,7 @@ class SessionParallelBatcher:
 
     @property
     def n_blocks(self) -> int:
-        return -(-self.schedule.n_steps // self.block_steps)
+        return -(-self.n_steps // self.block_steps)
 
     @property
     def n_examples(self) -> int:
@@ -483,12 +510,14 @@ class SessionParallelBatcher:
         K, B, S = self.block_steps, self.batch_size, self.n_sample
         items = self.data.items
         sched = self.schedule
-        for start in range(0, sched.n_steps, K):
-            n = min(K, sched.n_steps - start)
-            pos = np.full((K, B), -1, dtype=np.int64)
-            pos[:n] = sched.position[start : start + n]
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        for start in range(0, self.n_steps, K):
+            n = min(K, self.n_steps - start)
+            scheduled = sched.position[start : start + n]  # short or empty past its end
+            pos = np.full((K, B), -1, dtype=np.int64)  # -1: inactive (also padding steps)
+            pos[: len(scheduled)] = scheduled
             reset = np.zeros((K, B), dtype=bool)
-            reset[:n] = sched.reset[start : start + n]
+            reset[: len(scheduled)] = sched.reset[start : start + n]
             valid = pos >= 0
             inputs = np.where(valid, items[np.maximum(pos, 0)], 0).astype(np.int32)
             targets = np.where(valid, items[np.maximum(pos, 0) + 1], 0).astype(np.int32)
@@ -516,6 +545,7 @@ class SessionParallelBatcher:
                 "column_pos": positions[:, offset:],
                 "column_log_q": column_log_q,
                 "n_steps": np.int32(n),
+                "position": np.array([epoch, start], np.int32),
             }
 
     def element_spec(self) -> dict:
@@ -532,6 +562,7 @@ class SessionParallelBatcher:
             "column_pos": spec([K, B + S], tf.int32),
             "column_log_q": spec([K, B + S], tf.float32),
             "n_steps": spec([], tf.int32),
+            "position": spec([2], tf.int32),
         }
 
     def dataset(self, prefetch: int = 4) -> tf.data.Dataset:

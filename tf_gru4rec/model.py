@@ -7,6 +7,7 @@ layer, H = sum of all layers' units (the width of the carried state).
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -189,10 +190,11 @@ class GRU4Rec(keras.Model):
                 GRUCell(units, input_dim, input_rows=rows, seed=seed_of(10 + 2 * i), name=f"gru_{i}")
             )
             input_dim = units
-        # Hidden state of the B training slots; carried across train_step calls.
-        self.train_state = self.add_weight(
-            shape=(self.batch_size, self.state_size), initializer="zeros", trainable=False,
-            name="train_state",
+        # Hidden state of the B training slots; carried across train_step calls. On read
+        # sync: under a tf.distribute strategy every replica carries its own slots' state.
+        self.train_state = keras.Variable(
+            initializer="zeros", shape=(self.batch_size, self.state_size), trainable=False,
+            name="train_state", synchronization="on_read", aggregation="only_first_replica",
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -286,12 +288,15 @@ class GRU4Rec(keras.Model):
         return {"scores": self.score_all(h), "state": state}
 
     # ----- training ----------------------------------------------------------------------
-    def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=True, **kwargs):
+    def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=None, **kwargs):
         """Like `keras.Model.compile`; `loss` is a `GRU4RecLoss` or its reference name.
 
         The optimizer is built here so that the compiled training loop creates no
-        variables.
+        variables. `jit_compile` defaults to XLA on one device; under a tf.distribute
+        strategy it is off (a replica's gradient sync cannot run inside XLA on CPUs).
         """
+        if jit_compile is None or tf.distribute.has_strategy():
+            jit_compile = not tf.distribute.has_strategy()
         from tf_gru4rec.optimizers import AdagradM
 
         if isinstance(loss, str):
@@ -307,8 +312,22 @@ class GRU4Rec(keras.Model):
 
     def fit(self, *args, shuffle=False, **kwargs):
         """`keras.Model.fit` that never shuffles: session-parallel blocks must stay in order
-        (Keras ignores `shuffle` for datasets anyway, but warns when it is left True)."""
-        return super().fit(*args, shuffle=shuffle, **kwargs)
+        (Keras ignores `shuffle` for datasets anyway, but warns when it is left True).
+
+        A distributed dataset's length is unknown until its first epoch ends, which Keras
+        reports as input that "ran out of data": expected here, so not shown.
+        """
+        with warnings.catch_warnings():
+            if tf.distribute.has_strategy() or self._distribute_strategy is not None:
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            return super().fit(*args, shuffle=shuffle, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: weights exist from `__init__`, the optimizer from `compile`.
+
+        (Under a strategy Keras' own version would pull the first distributed block off
+        the epoch, drawing negatives, and average it across replicas, masks included.)
+        """
 
     def compile_from_config(self, config):
         """Restores the compiled loss and optimizer when a saved model is loaded."""
@@ -339,27 +358,43 @@ class GRU4Rec(keras.Model):
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
 
-    def _dropout_noise(self, block_steps, batch_size):
+    def _dropout_noise(self, block_steps, batch_size, position=None):
         """Uniform numbers for a block's dropout masks, [K, B, _noise_width], or None.
 
         One random op per block instead of one per layer and step. Per row the columns are
         the embedding's, then each GRU layer's in order (the layout `_advance` splits).
+        Under a strategy the seed comes from the block's `position` (epoch, step), the same
+        on every replica and worker, folded with the replica id so that their masks differ.
         """
         if not self._noise_width:
             return None
+        if tf.distribute.has_strategy():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seed = tf.stack([tf.constant(self.seed or 0, tf.int32), replica])
+            seed = tf.random.experimental.stateless_fold_in(seed, position[0])
+            seed = tf.random.experimental.stateless_fold_in(seed, position[1])
+        else:
+            seed = tf.cast(tf.math.floormod(self.seed_generator.next(), 2**31 - 1), tf.int32)
         # Philox named explicitly: the default "auto_select" algorithm is ~70x slower
         # under XLA on CPU (it cost more than the rest of the step).
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), 2**31 - 1), tf.int32)
         return tf.random.stateless_uniform(
             [block_steps, batch_size, self._noise_width], seed=seed, alg="philox"
         )
 
     def train_step(self, data):
+        """Runs one block of K steps (K = 1 under a tf.distribute strategy: see `distribute`)."""
+        if tf.distribute.has_strategy():
+            # A distributed dataset leaves the step dimension unknown; its blocks have one step.
+            data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
+                    for k, v in data.items()}
         n_steps = data["n_steps"]
         n_sample = data["negatives"].shape[-1]
-        per_step = {k: v for k, v in data.items() if k != "n_steps"}
+        per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
         variables = self.trainable_variables
-        noise = self._dropout_noise(*data["inputs"].shape)
+        noise = self._dropout_noise(*data["inputs"].shape, data.get("position"))
+        # Under a strategy Keras scales the loss by 1 / replicas, so the summed gradients are
+        # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
         def body(t, state, loss_sum):
             batch = {k: v[t] for k, v in per_step.items()}
@@ -375,16 +410,25 @@ class GRU4Rec(keras.Model):
                 )
                 loss = self.loss(y_true, scores)
             self.optimizer.apply(tape.gradient(loss, variables), variables)
-            return t + 1, tf.stop_gradient(new_state), loss_sum + loss
+            return t + 1, tf.stop_gradient(new_state), loss_sum + loss * replicas
 
-        _, state, loss_sum = tf.while_loop(
-            lambda t, *_: t < n_steps, body, (tf.constant(0), self.train_state.value, 0.0)
-        )
+        if data["inputs"].shape[0] == 1:
+            # No loop: a strategy's gradient all-reduce may not sit inside a while_loop.
+            _, state, loss_sum = body(0, self.train_state.value, 0.0)
+        else:
+            _, state, loss_sum = tf.while_loop(
+                lambda t, *_: t < n_steps, body, (tf.constant(0), self.train_state.value, 0.0)
+            )
         self.train_state.assign(state)
         steps = tf.cast(n_steps, tf.float32)
         self.loss_tracker.update_state(loss_sum / tf.maximum(steps, 1.0), sample_weight=steps)
         self.events_tracker.update_state(tf.reduce_sum(tf.cast(data["valid"], tf.float32)))
-        return {m.name: m.result() for m in self.metrics}
+        # Keras averages the replicas' logs: events times R averages to all replicas' events.
+        logs = {"loss": self.loss_tracker.result(), "events": self.events_tracker.result() * replicas}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 averages multi-worker logs along axis 0, which scalars do not have.
+            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
+        return logs
 
     def reset_train_state(self):
         """Zeroes the slots' hidden state (a new epoch starts every slot with a new session)."""

@@ -6,6 +6,7 @@ Keras: `GRU4Rec.compile` + `model.fit` on `SessionParallelBatcher.dataset()`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tf_gru4rec import distribute as distribute_module
 from tf_gru4rec import memory
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
@@ -73,7 +75,7 @@ class CheckpointError(ValueError):
     """A checkpoint folder that does not belong to this run; the message says why."""
 
 
-def _fingerprint(data: SessionData, params: GRU4RecParams) -> dict:
+def _fingerprint(data: SessionData, params: GRU4RecParams, replicas: int = 1) -> dict:
     """What a checkpoint must match to be continued: the parameters and the data."""
     digest = hashlib.sha1(data.items.tobytes())
     digest.update(data.offsets.tobytes())
@@ -91,6 +93,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory, batcher, fingerprint):
         super().__init__()
         self.directory, self.batcher, self.fingerprint = os.fspath(directory), batcher, fingerprint
+        # Data-parallel replicas' samplers share a seed and stay in step: one state for all.
 
     def on_epoch_end(self, epoch, logs=None):
         remove_leftovers(self.directory)
@@ -104,9 +107,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 json.dump(progress, f)
 
 
-def restore_checkpoint(directory, model, batcher, fingerprint) -> int:
-    """Loads an `EpochCheckpoint` into a compiled model and its batcher; returns the number
-    of epochs it completed (0 when `directory` holds none yet).
+def restore_checkpoint(directory, model, batchers, fingerprint) -> int:
+    """Loads an `EpochCheckpoint` into a compiled model and its batchers (one per replica);
+    returns the number of epochs it completed (0 when `directory` holds none yet).
 
     Raises:
         CheckpointError: the checkpoint is of other parameters or other data.
@@ -125,7 +128,8 @@ def restore_checkpoint(directory, model, batcher, fingerprint) -> int:
     model.load_weights(os.path.join(os.fspath(directory), CHECKPOINT_WEIGHTS))
     model.seed_generator.state.assign(np.array(progress["dropout_seed"], model.seed_generator.state.dtype))
     if progress["sampler"] is not None:
-        batcher.sampler.set_state(progress["sampler"])
+        for batcher in batchers:
+            batcher.sampler.set_state(progress["sampler"])
     return int(progress["epochs_done"])
 
 
@@ -144,7 +148,8 @@ class TrainResult:
 
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
-          mode="conservative", verbose="auto", checkpoint_dir=None) -> TrainResult:
+          mode="conservative", verbose="auto", checkpoint_dir=None, distribute=None,
+          replicas=None) -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -158,12 +163,20 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
             run given the folder of a killed run with the same data and parameters
             continues after its last completed epoch and ends exactly as an uninterrupted
             run would (history and `n_examples` cover the epochs run in this call).
+        distribute: None (one device), 'mirrored' (the GPUs of this machine), 'multi-worker'
+            (one replica per worker of the `TF_CONFIG` cluster) or a `tf.distribute.Strategy`:
+            synchronous data-parallel training, `batch_size` slots per replica (see
+            `tf_gru4rec.distribute`).
+        replicas: with 'mirrored', how many devices (CPU only: logical devices).
 
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
         MemoryEstimateError: the run clearly needs more memory than the machine has.
     """
     params = params if isinstance(params, GRU4RecParams) else parse_params(params)
+    # A multi-worker strategy must exist before TensorFlow does any other work.
+    strategy = (distribute_module.make_strategy(distribute, replicas) if isinstance(distribute, str)
+                else distribute)
     if params.seed is not None:
         keras.utils.set_random_seed(params.seed)
     data = train_data if isinstance(train_data, SessionData) else SessionData.from_frame(
@@ -171,24 +184,36 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     )
     eval_rows = memory.eval_batch_size(len(data.item_map)) if validation is not None else 0
     memory.check_fits(memory.training_bytes(len(data.item_map), params, eval_rows))
-    batcher = params.build_batcher(data)
-    model = params.build_model(data.item_map)
-    model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = params.build_model(data.item_map)
+        model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+    if strategy:
+        batchers = distribute_module.replica_batchers(
+            data, strategy, params.batch_size, n_sample=params.n_sample,
+            sample_alpha=params.sample_alpha, sample_cache_size=params.sample_cache_size,
+            inputs_in_rows=params.embedding_mode == "shared", seed=params.seed)
+        dataset = distribute_module.distributed_dataset(strategy, batchers)
+    else:
+        batchers = [params.build_batcher(data)]
+        dataset = batchers[0].dataset()
     all_callbacks = [StopOnDivergence(), EventsPerSecond()]
     initial_epoch = 0
     if checkpoint_dir is not None:
-        fingerprint = _fingerprint(data, params)
-        initial_epoch = restore_checkpoint(checkpoint_dir, model, batcher, fingerprint)
-        all_callbacks.append(EpochCheckpoint(checkpoint_dir, batcher, fingerprint))
+        fingerprint = _fingerprint(data, params, strategy.num_replicas_in_sync if strategy else 1)
+        initial_epoch = restore_checkpoint(checkpoint_dir, model, batchers, fingerprint)
+        for batcher in batchers:  # the epoch count seeds data-parallel dropout masks
+            batcher.epoch = initial_epoch
+        if distribute_module.is_chief(strategy):  # the other workers only read it
+            all_callbacks.append(EpochCheckpoint(checkpoint_dir, batchers[0], fingerprint))
     if validation is not None:
         all_callbacks.append(EvaluationCallback(validation, cutoffs, mode))
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
-    history = model.fit(batcher.dataset(), epochs=params.n_epochs, callbacks=all_callbacks,
+    history = model.fit(dataset, epochs=params.n_epochs, callbacks=all_callbacks,
                         initial_epoch=initial_epoch, verbose=verbose)
     seconds = time.perf_counter() - start
     epochs = len(history.epoch)
-    return TrainResult(model, history, seconds, batcher.n_examples * epochs)
+    return TrainResult(model, history, seconds, sum(b.n_examples for b in batchers) * epochs)
 
 
 MODEL_FILE = "model.keras"

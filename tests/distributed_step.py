@@ -1,0 +1,81 @@
+"""Trains the reference data on 2 replicas (2 logical CPU devices, MirroredStrategy) and saves
+what `test_distribute.py` compares with the independent reference: run in its own process,
+because logical devices must be set before TensorFlow starts.
+
+    python tests/distributed_step.py OUT.npz
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tf_gru4rec import distribute
+from tf_gru4rec.losses import CrossEntropy
+from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+
+REPLICAS, B, S, LAYERS = 2, 2, 3, [5, 4]
+
+
+def reference_data():
+    """Ten sessions of a few items: 5 per replica, so slots reset mid-epoch and one
+    replica's shard ends before the other's (it then runs inactive steps)."""
+    import pandas as pd
+
+    from tf_gru4rec.data import SessionData
+
+    lengths = [4, 2, 2, 3, 3, 2, 5, 2, 2, 2]
+    rng = np.random.default_rng(7)
+    rows, t = [], 0
+    for s, n in enumerate(lengths):
+        for _ in range(n):
+            rows.append((s, int(rng.integers(6)), t))
+            t += 1
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
+def main(out):
+    strategy = distribute.make_strategy("mirrored", REPLICAS)
+    data = reference_data()
+    with strategy.scope():
+        model = GRU4Rec(item_ids=data.item_map.ids, layers=LAYERS, batch_size=B,
+                        dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11)
+        model.compile(optimizer=AdagradM(0.2, momentum=0.3), loss=CrossEntropy(logq=1.0))
+    initial = {w.path: w.numpy() for w in model.trainable_weights}
+    batchers = distribute.replica_batchers(data, strategy, B, n_sample=S, seed=5)
+    steps = batchers[0].n_steps
+    recorded = [[] for _ in batchers]
+    for r, batcher in enumerate(batchers):  # record the blocks each replica is fed
+        blocks = batcher.blocks
+        batcher.blocks = lambda blocks=blocks, r=r: (recorded[r].append(b) or b for b in blocks())
+    noise = np.random.default_rng(3).random(
+        (REPLICAS, steps, 1, B, model._noise_width)).astype(np.float32)
+
+    def replica_noise(block_steps, batch_size, position):  # replica r's noise of this step
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.gather_nd(noise, [[replica, position[1]]])[0]
+
+    model._dropout_noise = replica_noise
+    history = model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0)
+    opt = model.optimizer
+    arrays = {"noise": noise, "support": data.support(), "loss": history.history["loss"][0],
+              "events": history.history["events"][0]}
+    for w in model.trainable_weights:
+        i = opt._get_variable_index(w)
+        arrays[f"initial/{w.path}"] = initial[w.path]
+        arrays[f"final/{w.path}"] = w.numpy()
+        arrays[f"acc/{w.path}"] = opt._accumulators[i].numpy()
+        arrays[f"vel/{w.path}"] = opt._velocities[i].numpy()
+    for r, component in enumerate(model.train_state.value.values):
+        arrays[f"state/{r}"] = component.numpy()
+    for r, blocks in enumerate(recorded):
+        for key in blocks[0]:
+            arrays[f"block/{r}/{key}"] = np.stack([b[key] for b in blocks])
+    np.savez(out, **arrays)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

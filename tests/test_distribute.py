@@ -1,0 +1,224 @@
+"""Data-parallel training (tf_gru4rec.distribute): shards, equal step counts, one replica
+trains like one device, two replicas' step is the reference's combined step, and mirrored
+and multi-worker runs give the same model, which saves, loads, evaluates and exports.
+
+Runs with several devices or workers start their own processes (logical devices must be
+set before TensorFlow starts; workers are processes on 127.0.0.1), each bounded in time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+from tf_gru4rec import distribute, evaluation, export, training
+from tf_gru4rec.data import SessionData, SessionParallelBatcher
+from tf_gru4rec.losses import CrossEntropy
+from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+
+HERE = Path(__file__).resolve().parent
+TIMEOUT = 300  # seconds per process; a run takes well under a minute
+PARAMS = ("loss=cross-entropy,logq=1.0,layers=16,batch_size=8,n_sample=32,dropout_p_hidden=0.2,"
+          "dropout_p_embed=0.1,learning_rate=0.1,momentum=0.3,n_epochs=2,seed=3")
+
+
+def sessions(lengths, n_items=6, seed=7):
+    rng = np.random.default_rng(seed)
+    rows, t = [], 0
+    for s, n in enumerate(lengths):
+        for _ in range(n):
+            rows.append((s, int(rng.integers(n_items)), t))
+            t += 1
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
+def test_shard_deals_sessions_in_turn_keeping_time_order():
+    data = sessions([2, 3, 4, 2, 5])
+    starts = data.offsets[:-1]
+    for index, expected in [(0, [0, 2, 4]), (1, [1, 3])]:
+        shard = data.shard(index, 2)
+        assert shard.item_map is data.item_map
+        got = [shard.items[a:b].tolist() for a, b in zip(shard.offsets[:-1], shard.offsets[1:])]
+        assert got == [data.items[starts[s]:data.offsets[s + 1]].tolist() for s in expected]
+
+
+def test_replica_batchers_pad_to_the_longest_shard_and_share_negatives():
+    data = sessions([5, 2, 5, 2, 5, 2])  # shard 0 holds the long sessions
+    batchers = [SessionParallelBatcher(data, 2, n_sample=3, block_steps=1, seed=4, shard=(r, 2))
+                for r in range(2)]
+    assert [b.n_steps for b in batchers] == [8, 2]
+    fake = type("TwoReplicas", (), {"num_replicas_in_sync": 2})()
+    padded = distribute.replica_batchers(data, fake, 2, n_sample=3, seed=4)
+    assert [b.n_steps for b in padded] == [8, 8]
+    blocks = [list(b.blocks()) for b in padded]
+    assert all(b["inputs"].shape == (1, 2) and b["n_steps"] == 1 for bs in blocks for b in bs)
+    # Replica 1's shard ends after 2 steps: then only inactive rows, all the way to step 8.
+    assert [bool(b["valid"].any()) for b in blocks[1]] == [True] * 2 + [False] * 6
+    assert [bool(b["valid"].all()) for b in blocks[0]] == [True] * 4 + [False] * 4
+    for b0, b1 in zip(*blocks):  # the same extra negatives at every step
+        np.testing.assert_array_equal(b0["negatives"], b1["negatives"])
+    # The logQ correction uses all the data's popularity, not a shard's.
+    support = np.log(data.support())
+    b = blocks[1][0]
+    np.testing.assert_allclose(b["column_log_q"][0, :2], support[b["targets"][0]])
+    with pytest.raises(ValueError, match="6 training sessions cannot be shared by 8 replicas"):
+        distribute.replica_batchers(data, type("Eight", (), {"num_replicas_in_sync": 8})(), 2)
+
+
+def test_strategy_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown strategy 'ring'"):
+        distribute.make_strategy("ring")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "environ", env)
+        with pytest.raises(ValueError, match="needs the TF_CONFIG environment variable"):
+            distribute.make_strategy("multi-worker")
+    with pytest.raises(ValueError, match="for 'mirrored'"):
+        distribute.make_strategy("multi-worker", replicas=2)
+    assert distribute.is_chief(None)
+
+
+def test_one_replica_trains_exactly_like_one_device():
+    """A strategy of one replica (one-step blocks, no XLA, the loss scaled by 1 / 1) leaves
+    the parameters where blocks of 4 steps on one device leave them."""
+    data = sessions([4, 2, 6, 3, 3, 2, 5, 2], n_items=9)
+    args = dict(item_ids=data.item_map.ids, layers=[6], batch_size=3, seed=2)
+
+    def compiled():
+        model = GRU4Rec(**args)
+        model.compile(optimizer=AdagradM(0.2, momentum=0.3), loss=CrossEntropy(logq=1.0))
+        return model
+
+    single = compiled()
+    single.fit(SessionParallelBatcher(data, 3, n_sample=4, block_steps=4, seed=9).dataset(),
+               epochs=2, verbose=0)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with strategy.scope():
+        replicated = compiled()
+    assert not replicated.jit_compile
+    history = replicated.fit(
+        distribute.distributed_dataset(
+            strategy, distribute.replica_batchers(data, strategy, 3, n_sample=4, seed=9)),
+        epochs=2, verbose=0)
+    assert history.history["events"] == [data.n_examples] * 2
+    for a, b in zip(single.trainable_weights, replicated.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6, err_msg=a.path)
+
+
+def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
+    """MirroredStrategy over 2 logical CPUs: every step's update is that of the mean of the
+    two replicas' losses (each over its own slots, state, resets and in-batch negatives,
+    both with the same extra negatives), applied once to the union of their rows; one
+    replica's shard ends early and it trains inactive rows until the other ends."""
+    from gru4rec_reference import ReferenceTrainer
+
+    out = tmp_path / "step.npz"
+    subprocess.run([sys.executable, str(HERE / "distributed_step.py"), str(out)], check=True,
+                   timeout=TIMEOUT, capture_output=True)
+    z = np.load(out)
+    valid = z["block/1/valid"][:, 0]
+    assert valid.any(axis=1).tolist() == [True] * 3 + [False] * 4  # replica 1 ends first
+    config = dict(layers=[5, 4], embedding="shared", batch_size=2, dropout_p_embed=0.25,
+                  dropout_p_hidden=0.3, learning_rate=0.2, momentum=0.3, sample_alpha=0.5,
+                  loss="cross-entropy", logq=1.0)
+    initial = {k.split("/", 1)[1].removeprefix("gru4rec/"): z[k] for k in z if k.startswith("initial/")}
+    reference = ReferenceTrainer(initial, config, z["support"], replicas=2)
+    for t in range(len(valid)):
+        reference.replica_step([
+            {key: z[f"block/{r}/{key}"][t, 0] for key in ("inputs", "targets", "reset", "valid", "negatives")}
+            | {"noise": z["noise"][r, t, 0]} for r in range(2)])
+    expected = reference.weights()
+    for key in z:
+        if not key.startswith("final/"):
+            continue
+        name = key.split("/", 1)[1].removeprefix("gru4rec/")
+        path = key.split("/", 1)[1]
+        np.testing.assert_allclose(z[key], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(z[f"acc/{path}"], reference.acc[name], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(z[f"vel/{path}"], reference.vel[name], rtol=1e-4, atol=1e-5)
+    for r in range(2):
+        active = z[f"block/{r}/valid"][-1, 0]
+        np.testing.assert_allclose(z[f"state/{r}"][active], reference.states[r][active], rtol=1e-4, atol=1e-5)
+    assert float(z["loss"]) == pytest.approx(np.mean(reference.step_losses), rel=1e-4)
+    assert float(z["events"]) == sum(z[f"block/{r}/valid"].sum() for r in range(2))
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _train(train_file, save, extra, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tf_gru4rec.train", str(train_file), "--params", PARAMS, "--save",
+         str(save), "-q", "--json", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def _finish(procs):
+    outs = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=TIMEOUT)
+            assert p.returncode == 0, stderr[-2000:]
+            outs.append((stdout, stderr))
+    finally:
+        for p in procs:
+            p.kill()
+    return outs
+
+
+def test_mirrored_and_multi_worker_runs_give_one_model_that_saves_loads_evaluates_exports(tmp_path):
+    train_df, test_df = split_by_time(synthetic_sessions(n_sessions=300, n_items=60, seed=5))
+    train_file = tmp_path / "train.tsv"
+    train_df.to_csv(train_file, sep="\t", index=False)
+    (mirrored_out,) = _finish([_train(train_file, tmp_path / "mirrored",
+                                      ["--distribute", "mirrored", "--replicas", "2"])])
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    workers = _finish([
+        _train(train_file, tmp_path / "workers", ["--distribute", "multi-worker"],
+               {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
+        for i in range(2)])
+    assert "not the chief worker" in workers[1][1] and "saved the model" in workers[0][1]
+    assert "on 2 replica(s)" in mirrored_out[1] and "on 2 replica(s)" in workers[0][1]
+
+    (m1, p1), (m2, p2) = (training.load_model_dir(tmp_path / d) for d in ("mirrored", "workers"))
+    assert p1.to_string() == p2.to_string() and m1.batch_size == 8
+    for a, b in zip(m1.trainable_weights, m2.trainable_weights):
+        # The same shards, negatives and dropout masks: only how the sums travel differs
+        # (bit-identical when measured).
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6, err_msg=a.path)
+    data = SessionData.from_frame(train_df)
+    initial = GRU4Rec(item_ids=data.item_map.ids, layers=[16], batch_size=8, seed=3)
+    assert not np.allclose(initial.wy.numpy(), m1.wy.numpy())  # it trained
+    r1 = evaluation.evaluate(m1, test_df, cutoffs=(5, 20))
+    r2 = evaluation.evaluate(m2, test_df, cutoffs=(5, 20))
+    assert r1["recall@20"] == pytest.approx(r2["recall@20"], abs=1e-4)
+    pop_recall = 20 / len(data.item_map)
+    assert r1["recall@20"] > 2 * pop_recall  # a model that learned, not just one that loads
+
+    loaded = tf.saved_model.load(export.export_model(m1, tmp_path / "export", k=5))
+    items = test_df["ItemId"].to_numpy()[:4]
+    items = items[m1.item_map.lookup(items) >= 0]
+    out = loaded.signatures["step"](item_id=tf.constant(items, tf.int64),
+                                    state=tf.zeros([len(items), m1.state_size]))
+    _, h = m1.step(tf.constant(m1.item_map.lookup(items), tf.int32), tf.zeros([len(items), m1.state_size]))
+    top = tf.math.top_k(m1.score_all(h), 5)
+    np.testing.assert_array_equal(out["item_ids"].numpy(), m1.item_map.ids[top.indices.numpy()])
+    np.testing.assert_allclose(out["scores"].numpy(), top.values.numpy(), rtol=1e-5)
