@@ -52,10 +52,14 @@ def test_times_that_are_not_unix_seconds_are_refused(times, message):
 
 @pytest.fixture(scope="module")
 def four_days(tmp_path_factory):
-    """800 synthetic sessions, 200 starting per day from 2014-04-01 (clicks a minute apart)."""
+    """800 synthetic sessions, 200 starting per day from 2014-04-01 (clicks a minute apart),
+    and items 5000 and 5001, clicked on the first and the last day only."""
     df = synthetic_sessions(n_sessions=800, n_items=60, seed=7)
     position = df.groupby("SessionId").cumcount()
     df = df.assign(Time=APRIL_1 + df["SessionId"] * (DAY / 200) + 60.0 * position)
+    rare = pd.DataFrame({"SessionId": [900] * 3 + [901] * 4, "ItemId": [5000, 5001, 5000, 5000, 5001, 1000, 5000],
+                         "Time": APRIL_1 + np.r_[1000 + 60 * np.arange(3), 3 * DAY + 1000 + 60 * np.arange(4)]})
+    df = pd.concat([df, rare], ignore_index=True)
     path = tmp_path_factory.mktemp("daily") / "clicks.tsv"
     df.to_csv(path, sep="\t", index=False)
     return df, path
@@ -83,6 +87,7 @@ def test_cold_and_warm_side_by_side(four_days, capsys):
         assert row["skipped"] == len(test) - len(known)
         for mode in ("cold", "warm"):
             assert 0 < row[mode]["mrr@20"] < row[mode]["recall@20"] <= 1 and row[mode]["train_seconds"] > 0
+    assert second["skipped"] >= 3  # 5000 and 5001: known to the warm model, not to the cold one
     yesterday = df[day == "2014-04-03"]
     assert second["warm"]["train_clicks"] == len(yesterday)
     assert second["warm"]["items"] == len(set(df[day < "2014-04-04"]["ItemId"]))  # grown since the start
