@@ -245,3 +245,16 @@ def test_cli_init_from_round_trip(frames, tmp_path):
     assert "cannot warm start: the model has layers=8, the parameters give layers=16" in err
     status, out, err = run_cli([tmp_path / "new.tsv", "--init-from", tmp_path])
     assert status == 1 and "not a model directory" in err and len(err.strip().splitlines()) == 1
+    status, out, err = run_cli([tmp_path / "new.tsv", "--drop-absent-items"])
+    assert status == 2 and "--warm-optimizer and --drop-absent-items need --init-from" in err
+
+
+def test_parsers_offer_the_optimizer_states():
+    """The choices are repeated in the parsers so that building them imports no TensorFlow."""
+    from tf_gru4rec.cli import train_parser
+    from tf_gru4rec.daily import daily_parser
+    from tf_gru4rec.warm_start import OPTIMIZER_STATES
+
+    for parser in (train_parser(), daily_parser()):
+        action = next(a for a in parser._actions if a.dest == "warm_optimizer")
+        assert tuple(action.choices) == OPTIMIZER_STATES and action.default == OPTIMIZER_STATES[0]
