@@ -98,7 +98,8 @@ def test_cold_and_warm_side_by_side(four_days, capsys):
     header = next(i for i, line in enumerate(lines) if line.startswith("| day |"))
     assert lines[header] == ("| day | test events | cold Recall@20 | cold MRR@20 | cold train s | cold train clicks"
                              " | warm Recall@20 | warm MRR@20 | warm train s | warm train clicks |")
-    assert [line.split(" | ")[0] for line in lines[header + 2: header + 5]] == ["| 2014-04-03", "| 2014-04-04", "| mean"]
+    first_cells = [line.split(" | ")[0] for line in lines[header + 2: header + 5]]
+    assert first_cells == ["| 2014-04-03", "| 2014-04-04", "| mean"]
 
 
 def test_bad_input_and_settings_are_one_line(four_days, tmp_path, capsys):
