@@ -413,6 +413,16 @@ def train_parser() -> ArgumentParser:
     parser.add_argument("--checkpoint-dir", metavar="DIR",
                         help="checkpoint after every epoch; rerun the same command to continue a "
                              "killed run from its last completed epoch, with identical results")
+    parser.add_argument("--init-from", metavar="MODEL_DIR",
+                        help="warm start from this model directory: its item map grows by the new "
+                             "items (old indices kept), known items' rows, the GRU weights and the "
+                             "AdagradM slots are copied; its saved parameters are the defaults "
+                             "(--params overrides; the architecture must stay the same)")
+    parser.add_argument("--warm-optimizer", choices=("carry", "reset"), default="carry",
+                        help="with --init-from: carry the AdagradM slots over (default) or reset them")
+    parser.add_argument("--drop-absent-items", action="store_true",
+                        help="with --init-from: remove the model's items that occur in no training "
+                             "session of TRAIN (item indices then change); by default they stay")
     parser.add_argument("--drop-repeats", action="store_true",
                         help="remove a click on the same item as the session's previous click "
                              "(they are counted either way)")
@@ -440,12 +450,21 @@ def train_parser() -> ArgumentParser:
 def _train_command(argv):
     args = train_parser().parse_args(argv)
     demo = args.train is None
-    if demo and args.test:
-        raise UsageError("--test needs a TRAIN file (the demo evaluates on its own synthetic test split)")
+    if demo and (args.test or args.init_from):
+        raise UsageError(f"{'--test' if args.test else '--init-from'} needs a TRAIN file "
+                         "(the demo runs on its own synthetic data)")
+    if (args.warm_optimizer != "carry" or args.drop_absent_items) and not args.init_from:
+        raise UsageError("--warm-optimizer and --drop-absent-items need --init-from")
     if args.replicas and args.distribute != "mirrored":
         raise UsageError("--replicas needs --distribute mirrored")
     import_tensorflow(args.verbose)
-    params = resolve_params(args.params, args.param_file, SYNTHETIC_PARAMS if demo else None)
+    warm = None
+    if args.init_from:  # loaded first: its saved parameters are the defaults
+        from tf_gru4rec.warm_start import WarmStart
+
+        warm = WarmStart(args.init_from, args.warm_optimizer, args.drop_absent_items)
+    base = SYNTHETIC_PARAMS if demo else (warm.params if warm else None)
+    params = resolve_params(args.params, args.param_file, base)
     import keras
 
     from tf_gru4rec import distribute, evaluation, training
@@ -470,6 +489,11 @@ def _train_command(argv):
         train_path = args.train
         train_df = read(train_path, args)
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
+    if warm:  # the grown item map, before the test files are mapped with it
+        train_data = warm.prepare(train_data, params)
+        known = int((warm.model.item_map.lookup(train_data.item_map.ids) >= 0).sum())
+        log(f"warm start from {args.init_from}: {known} of its {warm.model.n_items} items kept, "
+            f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
     # Test files are read and mapped before training: if none is usable, fail now.
     if demo:
         tests = [("synthetic test data", evaluation.as_session_data(test_df, train_data.item_map))]
@@ -493,7 +517,7 @@ def _train_command(argv):
         result = training.train(train_data, params, validation=validation, callbacks=callbacks,
                                 cutoffs=args.cutoffs, mode=args.eval_mode,
                                 verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
-                                distribute=strategy)
+                                init_from=warm, distribute=strategy)
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s"
         + (f" on {strategy.num_replicas_in_sync} replica(s)" if strategy else ""))

@@ -73,6 +73,15 @@ class AdagradM(keras.optimizers.Optimizer):
             self.add_optimizer_variables(variables, "velocity") if self.momentum else None
         )
 
+    def slots(self, variable) -> dict:
+        """The optimizer's state of one model variable (the optimizer must be built):
+        {"accumulator": v} plus {"velocity": v} with momentum; same shape as `variable`."""
+        i = self._get_variable_index(variable)
+        out = {"accumulator": self._accumulators[i]}
+        if self._velocities is not None:
+            out["velocity"] = self._velocities[i]
+        return out
+
     def update_step(self, gradient, variable, learning_rate):
         i = self._get_variable_index(variable)
         acc = self._accumulators[i]

@@ -25,6 +25,7 @@ from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
 from tf_gru4rec.files import atomic_directory, remove_leftovers
 from tf_gru4rec.params import GRU4RecParams, parse_params
+from tf_gru4rec.warm_start import WarmStart
 
 
 class EventsPerSecond(keras.callbacks.Callback):
@@ -148,8 +149,8 @@ class TrainResult:
 
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
-          mode="conservative", verbose="auto", checkpoint_dir=None, distribute=None,
-          replicas=None) -> TrainResult:
+          mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
+          distribute=None, replicas=None) -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -163,6 +164,9 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
             run given the folder of a killed run with the same data and parameters
             continues after its last completed epoch and ends exactly as an uninterrupted
             run would (history and `n_examples` cover the epochs run in this call).
+        init_from: warm start from a trained `GRU4Rec`, a model directory or a
+            `warm_start.WarmStart` (which says how): the item map grows by the new items,
+            known items' rows, GRU weights and AdagradM slots are copied.
         distribute: None (one device), 'mirrored' (the GPUs of this machine), 'multi-worker'
             (one replica per worker of the `TF_CONFIG` cluster) or a `tf.distribute.Strategy`:
             synchronous data-parallel training, `batch_size` slots per replica (see
@@ -172,6 +176,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
         MemoryEstimateError: the run clearly needs more memory than the machine has.
+        ArchitectureError: `params` change the architecture of the `init_from` model.
     """
     params = params if isinstance(params, GRU4RecParams) else parse_params(params)
     # A multi-worker strategy must exist before TensorFlow does any other work.
@@ -182,11 +187,16 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     data = train_data if isinstance(train_data, SessionData) else SessionData.from_frame(
         pd.DataFrame(train_data), source="training data"
     )
+    warm = None if init_from is None else WarmStart.of(init_from)
+    if warm is not None:
+        data = warm.prepare(data, params)
     eval_rows = memory.eval_batch_size(len(data.item_map)) if validation is not None else 0
     memory.check_fits(memory.training_bytes(len(data.item_map), params, eval_rows))
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = params.build_model(data.item_map)
         model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+        if warm is not None:
+            warm.apply(model)
     if strategy:
         batchers = distribute_module.replica_batchers(
             data, strategy, params.batch_size, n_sample=params.n_sample,

@@ -1,0 +1,224 @@
+"""Day-by-day retraining and evaluation: how a recommender retrained every night performs.
+
+    python -m tf_gru4rec.daily DATA [DATA ...] --window-days W --days D [--last-day YYYY-MM-DD]
+        [--mode cold|warm|both] [--param-file NAME] [--params K=V,...] [--warm-optimizer carry|reset]
+
+The files are concatenated (a session id in two files is one session). Time must be unix
+seconds. Every session belongs, whole, to the calendar day (UTC) of its first event: a
+session that crosses midnight stays in the day it started, so a day's training data can hold
+a few clicks made after its midnight, but never a click of a session evaluated the next day.
+
+The evaluated days are the last D days up to `--last-day` (default: the last day with data).
+For each evaluated day d:
+- cold: a fresh model trained on the sessions of the W days before d (d-W .. d-1);
+- warm: the model of day d-1 trained further on the sessions of day d-1 only
+  (`train(..., init_from=...)`: the item map grows by the day's new items). The first
+  evaluated day has no model of the day before: its warm model is the cold one.
+Each model is evaluated on the sessions of day d (full catalogue, `evaluation.evaluate`).
+The warm model knows every item since the first window, the cold one only the window's: in
+every mode, the day's clicks on items absent from the window are skipped (counted as
+`skipped`), so cold and warm columns, and runs of different modes, count the same events.
+
+Output: a Markdown table, one row per day and the mean (stdout; with --json the table goes
+to stderr and the last stdout line is {"days": [...], "mean": {...}}).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import pandas as pd
+
+from tf_gru4rec.cli import (
+    TIE_MODES,
+    ArgumentParser,
+    UsageError,
+    add_data_options,
+    add_output_options,
+    import_tensorflow,
+    log,
+    positive_int,
+    read,
+    resolve_params,
+    run,
+    strict_json,
+)
+
+SECONDS_PER_DAY = 86_400
+#: Unix seconds of 2000-01-01 and 2100-01-01 (UTC): times outside are not unix seconds.
+PLAUSIBLE_SECONDS = (946_684_800, 4_102_444_800)
+MODES = ("cold", "warm")
+
+
+def session_days(df: pd.DataFrame, source="data") -> np.ndarray:
+    """Per row, the UTC calendar day (datetime64[D]) of its session's first event.
+
+    Raises:
+        DataError: Time does not look like unix seconds (dates outside 2000-2100).
+    """
+    from tf_gru4rec.data import DataError  # data imports TensorFlow: not before --help
+
+    lo, hi = float(df["Time"].min()), float(df["Time"].max())
+    if lo < PLAUSIBLE_SECONDS[0] or hi >= PLAUSIBLE_SECONDS[1]:
+        hint = "; milliseconds? divide by 1000" if lo >= 1000 * PLAUSIBLE_SECONDS[0] else ""
+        raise DataError(f"{source}: Time does not look like unix seconds (from {lo:g} to {hi:g}, "
+                        f"not dates between 2000 and 2100{hint}); days cannot be told apart")
+    first = df.groupby("SessionId")["Time"].transform("min").to_numpy()
+    return (first // SECONDS_PER_DAY).astype(np.int64).astype("datetime64[D]")
+
+
+def evaluation_days(days: np.ndarray, window_days: int, n_days: int, last_day=None) -> list:
+    """The `n_days` days up to `last_day` (default: the last day in `days`).
+
+    Raises:
+        DataError: the data does not reach back `window_days` days before the first of them.
+    """
+    from tf_gru4rec.data import DataError
+
+    first_data, last_data = days.min(), days.max()
+    last = last_data if last_day is None else np.datetime64(last_day, "D")
+    first = last - (n_days - 1)
+    if first - window_days < first_data or last > last_data:
+        raise DataError(f"too few days: {window_days} window day(s) and {n_days} evaluated day(s) "
+                        f"up to {last} need data from {first - window_days} to {last}; "
+                        f"the data covers {first_data} to {last_data}")
+    return [first + i for i in range(n_days)]
+
+
+def run_daily(df, params, window_days: int, n_days: int, last_day=None, modes=MODES,
+              optimizer_state: str = "carry", cutoff: int = 20, tie_mode: str = "conservative",
+              verbose=0, source="data") -> list[dict]:
+    """Runs the sliding-window protocol (see the module docstring).
+
+    Returns one dict per evaluated day: `day`, `test_events` (events evaluated), `skipped`
+    (test clicks on items unknown to a model) and per mode {recall@k, mrr@k, train_seconds,
+    train_clicks, items}.
+    """
+    from tf_gru4rec import evaluation, training
+    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.warm_start import WarmStart
+
+    params = parse_params(params)
+    days = session_days(df, source)
+    evaluated = evaluation_days(days, window_days, n_days, last_day)
+    log(f"{source}: {len(df)} clicks from {days.min()} to {days.max()}; evaluating "
+        f"{evaluated[0]} to {evaluated[-1]}, {'/'.join(modes)}, {params.to_string()}")
+    previous = None  # the warm model of the day before
+    rows = []
+    for day in evaluated:
+        log(f"day {day}:")
+        runs = {}
+        window = df[(days >= day - window_days) & (days < day)]
+        if "cold" in modes or previous is None:
+            runs["cold"] = (training.train(window, params, verbose=verbose), len(window))
+        if "warm" in modes:
+            if previous is None:
+                runs["warm"] = runs["cold"]
+            else:
+                yesterday = df[days == day - 1]
+                runs["warm"] = (training.train(yesterday, params, verbose=verbose,
+                                               init_from=WarmStart(previous, optimizer_state)),
+                                len(yesterday))
+            previous = runs["warm"][0].model
+        runs = {m: r for m, r in runs.items() if m in modes}
+        test = df[days == day]
+        test_known = test[test["ItemId"].isin(set(window["ItemId"]))]  # the cold model's items
+        row = {"day": str(day), "skipped": len(test) - len(test_known)}
+        for mode, (result, clicks) in runs.items():
+            metrics = evaluation.evaluate(result.model, test_known, [cutoff], tie_mode)
+            row["test_events"] = metrics["n_events"]
+            row[mode] = {f"recall@{cutoff}": metrics[f"recall@{cutoff}"],
+                         f"mrr@{cutoff}": metrics[f"mrr@{cutoff}"],
+                         "train_seconds": result.train_seconds, "train_clicks": clicks,
+                         "items": result.model.n_items}
+            log(f"  {mode}: trained on {clicks} clicks in {result.train_seconds:.1f} s, "
+                f"{result.model.n_items} items; Recall@{cutoff} {metrics[f'recall@{cutoff}']:.4f}, "
+                f"MRR@{cutoff} {metrics[f'mrr@{cutoff}']:.4f} on {metrics['n_events']} events")
+        rows.append(row)
+    return rows
+
+
+def mean_row(rows: list[dict], modes=MODES) -> dict:
+    """The mean over days of every per-mode figure, and the summed test events."""
+    out = {"day": "mean", "test_events": sum(r["test_events"] for r in rows),
+           "skipped": sum(r["skipped"] for r in rows)}
+    for mode in modes:
+        keys = rows[0][mode].keys()
+        out[mode] = {k: float(np.mean([r[mode][k] for r in rows])) for k in keys}
+    return out
+
+
+def table(rows: list[dict], modes=MODES, cutoff: int = 20) -> str:
+    """Markdown: day, test events, then Recall@k, MRR@k, train s, train clicks per mode."""
+    head = ["day", "test events"]
+    for mode in modes:
+        head += [f"{mode} Recall@{cutoff}", f"{mode} MRR@{cutoff}", f"{mode} train s",
+                 f"{mode} train clicks"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["day"], f"{r['test_events']:,}"]
+        for mode in modes:
+            m = r[mode]
+            cells += [f"{m[f'recall@{cutoff}']:.4f}", f"{m[f'mrr@{cutoff}']:.4f}",
+                      f"{m['train_seconds']:.1f}", f"{m['train_clicks']:,.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def daily_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m tf_gru4rec.daily", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="+", metavar="DATA", help="click files (Time in unix seconds)")
+    parser.add_argument("--window-days", type=positive_int, required=True, metavar="W",
+                        help="cold models train on the W days before the evaluated day")
+    parser.add_argument("--days", type=positive_int, required=True, metavar="D",
+                        help="evaluate on the last D days")
+    parser.add_argument("--last-day", metavar="YYYY-MM-DD",
+                        help="the last evaluated day (default: the last day with data)")
+    parser.add_argument("--mode", choices=("cold", "warm", "both"), default="both",
+                        help="retrain from scratch on the window, continue yesterday's model on "
+                             "yesterday's sessions, or both side by side (default)")
+    parser.add_argument("--warm-optimizer", choices=("carry", "reset"), default="carry",
+                        help="warm: carry the AdagradM slots over day to day (default) or reset them")
+    parser.add_argument("--params", metavar="K=V,...", help="training parameters (see train --help)")
+    parser.add_argument("--param-file", metavar="FILE", help="a parameter file or a shipped set's name")
+    parser.add_argument("--cutoff", type=positive_int, default=20, metavar="K", help="of Recall@K / MRR@K (20)")
+    parser.add_argument("--eval-mode", default="conservative", choices=TIE_MODES)
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as one JSON object on the last stdout line")
+    add_output_options(parser, quiet=False)
+    add_data_options(parser)
+    return parser
+
+
+def _daily_command(argv):
+    args = daily_parser().parse_args(argv)
+    if args.last_day is not None:
+        try:
+            np.datetime64(args.last_day, "D")
+        except ValueError:
+            raise UsageError(f"--last-day: not a date YYYY-MM-DD: {args.last_day!r}") from None
+    import_tensorflow(args.verbose)
+    params = resolve_params(args.params, args.param_file)
+    modes = MODES if args.mode == "both" else (args.mode,)
+    frames = [read(path, args) for path in args.data]
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    rows = run_daily(df, params, args.window_days, args.days, args.last_day, modes,
+                     args.warm_optimizer, args.cutoff, args.eval_mode, source=", ".join(args.data))
+    text = table(rows + [mean_row(rows, modes)], modes, args.cutoff)
+    if args.json:
+        log(text)
+        print(strict_json({"days": rows, "mean": mean_row(rows, modes)}), flush=True)
+    else:
+        print(text, flush=True)
+
+
+def main(argv=None) -> int:
+    """`python -m tf_gru4rec.daily`; returns the exit status."""
+    return run(_daily_command, argv, "tf_gru4rec.daily")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Warm start: continue a trained GRU4Rec on new data, whose items may be new.
+
+    result = train(new_df, params, init_from="model/")        # or a GRU4Rec, or a WarmStart
+
+The new model's item map is the old one grown by the new items: every old id keeps its
+index (so exports, logs and item indices stay comparable), then the ids the old model does
+not know follow in the order a fresh model would number them (first appearance in the
+data). Item-table rows of known items (Wy, By, a separate embedding E, the one-hot input
+weights) and every GRU weight are copied; new rows are those of a fresh model built with
+the same parameters (uniform +-sqrt(6 / (N + d)) with the grown N, By zero). AdagradM's
+accumulator and velocity slots of the copied weights are carried over by default (new
+rows start at zero, as in a fresh run) or reset to zero everywhere.
+
+Items absent from the new data stay in the model with their rows unchanged (they are never
+drawn as extra negatives, which are drawn from the new data's support). `drop_absent=True`
+removes them instead: the old items kept are those that occur in a training session of the
+new data, and indices then change (the kept old ids stay first, in their old order).
+
+The architecture must match: `layers` and the embedding mode; training settings
+(learning_rate, momentum, loss and its parameters, batch_size, n_sample, dropout,
+n_epochs, seed) may differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+
+from tf_gru4rec.data import DataError, ItemMap, SessionData
+from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.params import GRU4RecParams, ParamError
+
+OPTIMIZER_STATES = ("carry", "reset")
+
+
+class ArchitectureError(ParamError):
+    """The parameters describe another architecture than the model's; the message names
+    the difference."""
+
+
+def _describe_embedding(mode) -> str:
+    if mode == "shared":
+        return "shared (embedding=0, constrained_embedding=True)"
+    if mode == "none":
+        return "one-hot (embedding=0, constrained_embedding=False)"
+    return f"separate of size {mode} (embedding={mode})"
+
+
+def check_architecture(model: GRU4Rec, params: GRU4RecParams) -> None:
+    """Raises `ArchitectureError` naming the first shape-changing difference between the
+    model and the parameters (layers, embedding mode)."""
+    if list(model.layer_sizes) != list(params.layers):
+        raise ArchitectureError(
+            "cannot warm start: the model has layers=" + "/".join(map(str, model.layer_sizes))
+            + ", the parameters give layers=" + "/".join(map(str, params.layers))
+            + " (a warm start keeps the architecture)")
+    if model.embedding != params.embedding_mode:
+        raise ArchitectureError(
+            f"cannot warm start: the model's input embedding is {_describe_embedding(model.embedding)}, "
+            f"the parameters give {_describe_embedding(params.embedding_mode)} "
+            "(a warm start keeps the architecture)")
+
+
+def grown_item_map(old: ItemMap, data: SessionData, drop_absent: bool = False) -> ItemMap:
+    """The old item map followed by the data's unknown ids in the data's own order.
+
+    With `drop_absent`, old ids that occur in no training session of `data` are left out
+    (the kept ones stay in old order). Applied to data already mapped with the result, it
+    returns the same map.
+
+    Raises:
+        DataError: the model's ids are integers and the data's strings, or the reverse.
+    """
+    if old.is_integer != data.item_map.is_integer:
+        kind = {True: "integers", False: "strings"}
+        raise DataError(f"cannot warm start: the model's item ids are {kind[old.is_integer]}, "
+                        f"the new data's are {kind[data.item_map.is_integer]}")
+    new_ids = data.item_map.ids[old.lookup(data.item_map.ids) < 0]
+    kept = old.ids
+    if drop_absent:
+        in_data = data.item_map.lookup(old.ids)
+        clicked = data.support() > 0
+        kept = old.ids[(in_data >= 0) & clicked[np.maximum(in_data, 0)]]
+    return ItemMap(np.concatenate([kept, new_ids]))
+
+
+def reindex(data: SessionData, item_map: ItemMap) -> SessionData:
+    """`data` with its item indices translated to `item_map`, which must hold every item
+    that occurs in its sessions."""
+    if data.item_map == item_map:
+        return data
+    index = item_map.lookup(data.item_map.ids)
+    if (index[np.unique(data.items)] < 0).any():
+        raise ValueError("the item map lacks items of the data")
+    return dataclasses.replace(data, items=index[data.items].astype(data.items.dtype), item_map=item_map)
+
+
+def item_tables(model: GRU4Rec) -> list:
+    """The model's variables with one row per item, in `trainable_variables` terms."""
+    tables = [model.wy, model.by]
+    if model.item_embedding is not None:
+        tables.append(model.item_embedding)
+    if model.embedding == "none":
+        tables.append(model.cells[0].wx)
+    return tables
+
+
+def _copy(source, target, src_rows, dst_rows, by_rows: bool) -> None:
+    old = keras.ops.convert_to_numpy(source)
+    if by_rows:
+        value = keras.ops.convert_to_numpy(target).copy()
+        value[dst_rows] = old[src_rows]
+    else:
+        value = old
+    target.assign(value)
+
+
+def copy_state(old: GRU4Rec, new: GRU4Rec, carry_optimizer: bool = True) -> None:
+    """Copies the weights of `old` into the compiled `new` (same architecture): item-table
+    rows by item id, the rest whole; with `carry_optimizer` also the AdagradM slots, which
+    `new` otherwise keeps at zero. New items' rows keep `new`'s initial values."""
+    if carry_optimizer and not (isinstance(old.optimizer, AdagradM) and old.optimizer.built):
+        raise ValueError("cannot carry the optimizer state: the model to warm start has no "
+                         "AdagradM state (use optimizer_state='reset')")
+    dst = new.item_map.lookup(old.item_map.ids)
+    src_rows, dst_rows = np.flatnonzero(dst >= 0), dst[dst >= 0]
+    tables = {id(v) for v in item_tables(new)}
+    for source, target in zip(old.trainable_variables, new.trainable_variables, strict=True):
+        by_rows = id(target) in tables
+        _copy(source, target, src_rows, dst_rows, by_rows)
+        if carry_optimizer:
+            old_slots = old.optimizer.slots(source)
+            for name, slot in new.optimizer.slots(target).items():
+                if name in old_slots:  # no velocity before momentum was turned on: zeros
+                    _copy(old_slots[name], slot, src_rows, dst_rows, by_rows)
+
+
+class WarmStart:
+    """How `train(..., init_from=...)` starts from a trained model.
+
+    Args:
+        source: a trained `GRU4Rec` (compiled, as `train` returns it) or a model directory
+            (`save_model_dir`; its saved parameters are kept as `params`).
+        optimizer_state: "carry" (AdagradM slots of known items and of the GRU continue)
+            or "reset" (all slots start at zero, as in a fresh run).
+        drop_absent: remove the old items that occur in no training session of the new
+            data (indices change); by default they stay.
+
+    `prepare` (before building the model) checks the architecture and maps the training
+    data to the grown item map; `apply` (after `compile`) copies the weights and slots.
+    """
+
+    def __init__(self, source, optimizer_state: str = "carry", drop_absent: bool = False):
+        if optimizer_state not in OPTIMIZER_STATES:
+            raise ValueError(f"`optimizer_state` should be one of {OPTIMIZER_STATES}. "
+                             f"Received: `optimizer_state` = {optimizer_state!r}.")
+        if isinstance(source, (str, os.PathLike)):
+            from tf_gru4rec.training import load_model_dir  # training imports this module
+
+            self.model, self.params = load_model_dir(source)
+        else:
+            self.model, self.params = source, None
+        if not isinstance(self.model, GRU4Rec):
+            raise TypeError(f"a warm start needs a GRU4Rec model, got {type(self.model).__name__}")
+        self.optimizer_state, self.drop_absent = optimizer_state, bool(drop_absent)
+
+    @classmethod
+    def of(cls, init_from) -> "WarmStart":
+        """`init_from` itself if it is a WarmStart, else a default WarmStart of it."""
+        return init_from if isinstance(init_from, cls) else cls(init_from)
+
+    def prepare(self, data: SessionData, params: GRU4RecParams) -> SessionData:
+        """`data` mapped to the grown item map (idempotent), after checking the architecture.
+
+        Raises:
+            ArchitectureError: `params` change layers or the embedding mode.
+        """
+        check_architecture(self.model, params)
+        return reindex(data, grown_item_map(self.model.item_map, data, self.drop_absent))
+
+    def apply(self, model: GRU4Rec) -> None:
+        """Copies the source's weights (and slots, with "carry") into the compiled `model`,
+        built on the item map of `prepare`."""
+        copy_state(self.model, model, self.optimizer_state == "carry")
