@@ -144,7 +144,7 @@ class TrainResult:
 
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
-          mode="conservative", verbose="auto", checkpoint_dir=None) -> TrainResult:
+          mode="conservative", verbose="auto", checkpoint_dir=None, protocol="next") -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -152,7 +152,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         params: `GRU4RecParams`, a dict or a `k=v,...` string of the reference names.
         validation: optional rows evaluated after every epoch (`val_recall@k` logs).
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
-        cutoffs, mode: of the validation metrics.
+        cutoffs, mode, protocol: of the validation metrics (see `evaluation`).
         verbose: passed to `model.fit`.
         checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
             run given the folder of a killed run with the same data and parameters
@@ -181,7 +181,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         initial_epoch = restore_checkpoint(checkpoint_dir, model, batcher, fingerprint)
         all_callbacks.append(EpochCheckpoint(checkpoint_dir, batcher, fingerprint))
     if validation is not None:
-        all_callbacks.append(EvaluationCallback(validation, cutoffs, mode))
+        all_callbacks.append(EvaluationCallback(validation, cutoffs, mode, protocol=protocol))
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(batcher.dataset(), epochs=params.n_epochs, callbacks=all_callbacks,
