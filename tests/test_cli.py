@@ -130,10 +130,16 @@ def test_saved_model_records_params_and_evaluates_the_same(files, trained, capsy
 
 def test_table_output_and_cutoffs(files, capsys):
     status, out, err = run(train_main, [files["train"], "--test", files["test"], "--params", TINY,
-                                        "-m", "3", "7", "--baselines", "pop", "-q"], capsys)
+                                        "-m", "3", "7", "--baselines", "pop", "-q", "--protocol", "last",
+                                        "--beyond-accuracy"], capsys)
     assert status == 0, err
     lines = out.strip().splitlines()
-    assert lines[0] == "| model | Recall@3 | MRR@3 | NDCG@3 | Recall@7 | MRR@7 | NDCG@7 |"
+    assert lines[0] == ("| model | Recall@3 | MRR@3 | NDCG@3 | Coverage@3 | Pop@3 | "
+                        "Recall@7 | MRR@7 | NDCG@7 | Coverage@7 | Pop@7 |")
+    pop = evaluate_baseline(Pop().fit(files["train_df"]), files["test_df"], (3, 7), protocol="last",
+                            coverage=True, popularity=Pop().fit(files["train_df"]).support)
+    assert lines[3] == "| Pop | " + " | ".join(f"{pop[f'{m}@{k}']:.4f}" for k in (3, 7)
+                                              for m in ("recall", "mrr", "ndcg", "coverage", "popularity")) + " |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| GRU4Rec", "| Pop"]
     assert "trained 1 epoch(s)" in err
     assert "% (" not in err and "Epoch 1/1" not in err  # -q: no progress at all
