@@ -138,8 +138,8 @@ def test_table_output_and_cutoffs(files, capsys):
                         "Recall@7 | MRR@7 | NDCG@7 | Coverage@7 | Pop@7 |")
     pop = evaluate_baseline(Pop().fit(files["train_df"]), files["test_df"], (3, 7), protocol="last",
                             coverage=True, popularity=Pop().fit(files["train_df"]).support)
-    assert lines[3] == "| Pop | " + " | ".join(f"{pop[f'{m}@{k}']:.4f}" for k in (3, 7)
-                                              for m in ("recall", "mrr", "ndcg", "coverage", "popularity")) + " |"
+    names = ("recall", "mrr", "ndcg", "coverage", "popularity")
+    assert lines[3] == "| Pop | " + " | ".join(f"{pop[f'{m}@{k}']:.4f}" for k in (3, 7) for m in names) + " |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| GRU4Rec", "| Pop"]
     assert "trained 1 epoch(s)" in err
     assert "% (" not in err and "Epoch 1/1" not in err  # -q: no progress at all
