@@ -63,28 +63,35 @@ def reference_scorer(kind, catalogue, sessions, supp, **knn):
     return lambda prefix, j: sims[prefix[-1]].get(j, 0.0)
 
 
-def reference_metrics(kind, train_sessions, test_sessions, mode, cutoffs=CUTOFFS, **knn):
-    """Recall@k / MRR@k event by event: every catalogue item scored, target ranked by numpy."""
+def reference_metrics(kind, train_sessions, test_sessions, mode, cutoffs=CUTOFFS, protocol="next", **knn):
+    """All metrics event by event: every catalogue item scored, target ranked by numpy, top-k
+    lists by a stable argsort (ties: the item seen first in training); with protocol "last"
+    only each session's last known click is a target."""
     catalogue, sessions, supp = reference_model(train_sessions)
     score = reference_scorer(kind, catalogue, sessions, supp, **knn)
-    ranks, skipped_unknown, skipped_sessions = [], 0, 0
+    popularity = np.array([supp[j] for j in catalogue]) / max(supp.values())
+    ranks, lists, skipped_unknown, skipped_sessions = [], [], 0, 0
     for clicks in test_sessions:
         known = [c for c in clicks if c in supp]
         skipped_unknown += len(clicks) - len(known)
         if len(known) < 2:
             skipped_sessions += 1
             continue
-        for p in range(len(known) - 1):
+        for p in range(len(known) - 2 if protocol == "last" else 0, len(known) - 1):
             scores = np.array([score(known[: p + 1], j) for j in catalogue], dtype=np.float64)
             target = scores[catalogue.index(known[p + 1])]
             greater, equal = np.sum(scores > target), np.sum(scores == target)
             ranks.append({"standard": 1 + greater, "conservative": greater + equal,
                           "median": 1 + greater + (equal - 1) / 2}[mode])
+            lists.append(np.argsort(-scores, kind="stable"))
     ranks = np.asarray(ranks, dtype=np.float64)
     out = {}
     for k in cutoffs:
         out[f"recall@{k}"] = np.mean(ranks <= k)
         out[f"mrr@{k}"] = np.mean(np.where(ranks <= k, 1.0 / ranks, 0.0))
+        out[f"ndcg@{k}"] = np.mean(np.where(ranks <= k, 1.0 / np.log2(ranks + 1), 0.0))
+        out[f"coverage@{k}"] = len({i for top in lists for i in top[:k]}) / len(catalogue)
+        out[f"popularity@{k}"] = np.mean([popularity[top[:k]].mean() for top in lists])
     out.update(n_events=len(ranks), skipped_unknown=skipped_unknown,
                skipped_sessions=skipped_sessions)
     return out
@@ -110,20 +117,22 @@ def random_data():
 KINDS = {"pop": Pop, "session-pop": SessionPop, "itemknn": ItemKNN}
 
 
+@pytest.mark.parametrize("protocol", ["next", "last"])
 @pytest.mark.parametrize("mode", TIE_MODES)
 @pytest.mark.parametrize("kind, knn", [("pop", {}), ("session-pop", {}),
                                        ("itemknn", {}), ("itemknn", {"n_neighbors": 3, "alpha": 0.3})])
-def test_baselines_equal_brute_force(random_data, kind, knn, mode):
+def test_baselines_equal_brute_force(random_data, kind, knn, mode, protocol):
     train, test = random_data
     model = KINDS[kind](**knn).fit(frame(train))
-    got = evaluate_baseline(model, frame(test, first_session=1000), CUTOFFS, mode, batch_size=7)
-    want = reference_metrics(kind, train, test, mode, **knn)
+    got = evaluate_baseline(model, frame(test, first_session=1000), CUTOFFS, mode, batch_size=7,
+                            protocol=protocol, coverage=True, popularity=model.support)
+    want = reference_metrics(kind, train, test, mode, protocol=protocol, **knn)
     assert {k: got[k] for k in ("n_events", "skipped_unknown", "skipped_sessions")} == {
         k: want[k] for k in ("n_events", "skipped_unknown", "skipped_sessions")}
     assert want["skipped_unknown"] > 5 and want["skipped_sessions"] > 2  # the cases are covered
     for k in CUTOFFS:
-        assert got[f"recall@{k}"] == pytest.approx(want[f"recall@{k}"], abs=1e-6)
-        assert got[f"mrr@{k}"] == pytest.approx(want[f"mrr@{k}"], abs=1e-6)
+        for name in ("recall", "mrr", "ndcg", "coverage", "popularity"):
+            assert got[f"{name}@{k}"] == pytest.approx(want[f"{name}@{k}"], abs=1e-6), (name, k)
 
 
 def test_tie_modes_order_the_metrics(random_data):
@@ -139,7 +148,7 @@ def test_tie_modes_order_the_metrics(random_data):
 def test_result_keys_are_those_of_evaluate(random_data):
     train, test = random_data
     got = evaluate_baseline(Pop().fit(frame(train)), frame(test), cutoffs=(1, 20))
-    assert list(got) == ["recall@1", "mrr@1", "recall@20", "mrr@20", "n_events",
+    assert list(got) == ["recall@1", "mrr@1", "ndcg@1", "recall@20", "mrr@20", "ndcg@20", "n_events",
                          "skipped_unknown", "skipped_sessions", "eval_seconds"]
     assert got["eval_seconds"] > 0
 
@@ -228,6 +237,9 @@ def test_prediction_events():
     starts, positions = prediction_events(np.array([0, 2, 5, 7]))
     assert positions.tolist() == [0, 2, 3, 5]
     assert starts.tolist() == [0, 2, 2, 5]
+    starts, positions = prediction_events(np.array([0, 2, 5, 7]), "last")
+    assert positions.tolist() == [0, 3, 5]
+    assert starts.tolist() == [0, 2, 5]
 
 
 # ----- errors -------------------------------------------------------------------------------
@@ -238,7 +250,7 @@ def test_errors_name_the_problem():
         ItemKNN(alpha=1.5)
     with pytest.raises(ValueError, match="Pop is not fitted"):
         evaluate_baseline(Pop(), frame(TINY))
-    with pytest.raises(ValueError, match="`mode` should be one of"):
+    with pytest.raises(ValueError, match="Unknown tie mode .optimistic."):
         evaluate_baseline(Pop().fit(frame(TINY)), frame(TINY), mode="optimistic")
     with pytest.raises(TypeError, match="`train` should be a pandas DataFrame"):
         Pop().fit([[1, 2]])

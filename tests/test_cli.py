@@ -67,9 +67,10 @@ def expected_events(test_df, train_df):
 def check_metrics(m, cutoffs=(1, 5, 10, 20)):
     for a, b in itertools.pairwise(cutoffs):
         assert m[f"recall@{a}"] <= m[f"recall@{b}"] and m[f"mrr@{a}"] <= m[f"mrr@{b}"]
+        assert m[f"ndcg@{a}"] <= m[f"ndcg@{b}"]
     for k in cutoffs:
-        assert 0.0 <= m[f"mrr@{k}"] <= m[f"recall@{k}"] <= 1.0
-    assert m["recall@1"] == m["mrr@1"]
+        assert 0.0 <= m[f"mrr@{k}"] <= m[f"ndcg@{k}"] <= m[f"recall@{k}"] <= 1.0
+    assert m["recall@1"] == m["mrr@1"] == m["ndcg@1"]
 
 
 # ----- train --json --save, then evaluate the saved model ------------------------------------
@@ -91,7 +92,7 @@ def trained(files, tmp_path_factory):
     return {"result": last_json(out.getvalue()), "model_dir": root / "model", "logdir": root / "tb"}
 
 
-METRIC_KEYS = [f"{m}@{k}" for k in (1, 5, 10, 20) for m in ("recall", "mrr")]
+METRIC_KEYS = [f"{m}@{k}" for k in (1, 5, 10, 20) for m in ("recall", "mrr", "ndcg")]
 
 
 def test_train_json_keys_and_values(files, trained):
@@ -129,10 +130,16 @@ def test_saved_model_records_params_and_evaluates_the_same(files, trained, capsy
 
 def test_table_output_and_cutoffs(files, capsys):
     status, out, err = run(train_main, [files["train"], "--test", files["test"], "--params", TINY,
-                                        "-m", "3", "7", "--baselines", "pop", "-q"], capsys)
+                                        "-m", "3", "7", "--baselines", "pop", "-q", "--protocol", "last",
+                                        "--beyond-accuracy"], capsys)
     assert status == 0, err
     lines = out.strip().splitlines()
-    assert lines[0] == "| model | Recall@3 | MRR@3 | Recall@7 | MRR@7 |"
+    assert lines[0] == ("| model | Recall@3 | MRR@3 | NDCG@3 | Coverage@3 | Pop@3 | "
+                        "Recall@7 | MRR@7 | NDCG@7 | Coverage@7 | Pop@7 |")
+    pop = evaluate_baseline(Pop().fit(files["train_df"]), files["test_df"], (3, 7), protocol="last",
+                            coverage=True, popularity=Pop().fit(files["train_df"]).support)
+    names = ("recall", "mrr", "ndcg", "coverage", "popularity")
+    assert lines[3] == "| Pop | " + " | ".join(f"{pop[f'{m}@{k}']:.4f}" for k in (3, 7) for m in names) + " |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| GRU4Rec", "| Pop"]
     assert "trained 1 epoch(s)" in err
     assert "% (" not in err and "Epoch 1/1" not in err  # -q: no progress at all
@@ -178,6 +185,41 @@ def test_evaluate_baseline_json_equals_the_function(files, capsys, name, cls):
     assert {k: v for k, v in got.items() if k not in ("eval_seconds", "tests")} == {
         k: v for k, v in want.items() if k != "eval_seconds"}
     assert want["skipped_unknown"] == 1 and want["n_events"] > 100
+
+
+# ----- protocols and beyond-accuracy metrics -----------------------------------------------------
+def test_last_click_protocol_and_beyond_accuracy_equal_the_functions(files, trained, capsys):
+    """--protocol last --beyond-accuracy: the saved model (with --train for the popularity)
+    and a baseline print exactly what the functions return, Coverage and Pop in the table."""
+    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.training import load_model_dir
+
+    train_df, test_df = read_sessions(files["train"]), read_sessions(files["test2"])
+    model = load_model_dir(trained["model_dir"])[0]
+    clicks = SessionData.from_frame(train_df, model.item_map).support()
+    options = ["--protocol", "last", "--beyond-accuracy", "-m", "5", "20", "--json", "-q"]
+    status, out, err = run(evaluate_main, [trained["model_dir"], files["test2"], "--train", files["train"]]
+                           + options, capsys)
+    assert status == 0, err
+    want = evaluation.evaluate(model, test_df, (5, 20), protocol="last", coverage=True, popularity=clicks)
+    got = last_json(out)
+    assert {k: v for k, v in got.items() if k not in ("eval_seconds", "tests")} == {
+        k: v for k, v in want.items() if k != "eval_seconds"}
+    assert got["n_events"] == test_df["SessionId"].nunique() - got["skipped_sessions"] == 81  # one per session
+    assert err.splitlines()[0] == ("| model | Recall@5 | MRR@5 | NDCG@5 | Coverage@5 | Pop@5 | "
+                                   "Recall@20 | MRR@20 | NDCG@20 | Coverage@20 | Pop@20 |")
+
+    status, out, err = run(evaluate_main, [trained["model_dir"], files["test2"]] + options, capsys)
+    assert status == 0 and "Popularity@K needs the training clicks: add --train TRAIN" in err
+    assert "popularity@5" not in last_json(out) and last_json(out)["coverage@5"] == want["coverage@5"]
+
+    status, out, err = run(evaluate_main, ["--baseline", "itemknn", files["train"], files["test2"]] + options,
+                           capsys)
+    assert status == 0, err
+    knn = ItemKNN().fit(train_df)
+    want = evaluate_baseline(knn, test_df, (5, 20), protocol="last", coverage=True, popularity=knn.support)
+    assert {k: v for k, v in last_json(out).items() if k not in ("eval_seconds", "tests")} == {
+        k: v for k, v in want.items() if k != "eval_seconds"}
 
 
 # ----- parameter files ------------------------------------------------------------------------
@@ -288,6 +330,11 @@ SHIPPED = ", ".join(shipped_param_files())
     (train_main, ["--test", "{train}"], 2, "--test needs a TRAIN file"),
     (train_main, ["{train}", "-m", "0"], 2, "expected a positive integer, got '0'"),
     (evaluate_main, ["--baseline", "knn", "{train}", "{train}"], 2, "invalid choice: 'knn'"),
+    (evaluate_main, ["{root}", "{train}", "--protocol", "first"], 2, "invalid choice: 'first'"),
+    (evaluate_main, ["{root}", "{train}", "--train", "{train}"], 2,
+     "--train is only for the Popularity@K of --beyond-accuracy with a MODEL_DIR"),
+    (evaluate_main, ["--baseline", "pop", "{train}", "{train}", "--train", "{train}", "--beyond-accuracy"],
+     2, "--train is only for the Popularity@K of --beyond-accuracy"),
     # bad input data, missing files: exit 1
     (train_main, ["{root}/missing.tsv"], 1, "missing.tsv: no such file"),
     (train_main, ["{bad_time}"], 1, "Time value(s)"),
@@ -341,8 +388,8 @@ def test_demo_prints_the_readme_table_quietly():
     assert proc.stdout.strip() == readme_demo_table()
     rows = {line.split(" | ")[0][2:]: [float(v) for v in line.strip(" |").split(" | ")[1:]]
             for line in proc.stdout.strip().splitlines()[2:]}
-    assert rows["GRU4Rec"][-2] > rows["Pop"][-2] + 0.4  # Recall@20: 0.853 vs 0.228 (item-kNN 0.808)
-    assert rows["GRU4Rec"][-1] > rows["Pop"][-1] + 0.3  # MRR@20
+    assert rows["GRU4Rec"][-3] > rows["Pop"][-3] + 0.4  # Recall@20: 0.853 vs 0.228 (item-kNN 0.808)
+    assert rows["GRU4Rec"][-2] > rows["Pop"][-2] + 0.3  # MRR@20
     assert not TF_LOG_LINE.search(proc.stderr), proc.stderr
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr and "\b" not in proc.stderr
     assert "Epoch 4/4" in proc.stderr
@@ -369,6 +416,8 @@ def test_evaluate_command_is_quiet_and_shows_progress(files, trained):
     (["tf_gru4rec.train", "--test", "test.tsv"], 2),
     (["tf_gru4rec.evaluate", "--help"], 0),
     (["tf_gru4rec.evaluate", "model", "test.tsv", "--baseline", "knn"], 2),
+    (["tf_gru4rec.evaluate", "model", "test.tsv", "--protocol", "first"], 2),
+    (["tf_gru4rec.evaluate", "model", "test.tsv", "--train", "train.tsv"], 2),
     (["tf_gru4rec.tune", "--help"], 0),
     (["tf_gru4rec.export", "--help"], 0),
     (["tf_gru4rec.export", "model"], 2),
@@ -436,6 +485,7 @@ def test_static_names_equal_the_modules():
     from tf_gru4rec import cli
 
     assert cli.TIE_MODES == evaluation.TIE_MODES
+    assert cli.PROTOCOLS == evaluation.PROTOCOLS
     assert cli.BASELINE_NAMES == tuple(baselines.BASELINES)
     assert list(cli.PARAM_FILES) == shipped_param_files()
 

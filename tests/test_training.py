@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tf_gru4rec.data import SessionData
-from tf_gru4rec.evaluation import evaluate, metric_sums, summarize, target_ranks
+from tf_gru4rec.evaluation import Accumulator, evaluate
 from tf_gru4rec.training import DivergenceError, load_model_dir, save_model_dir, train
 
 SMALL = "layers=16,batch_size=16,n_sample=16,n_epochs=2,learning_rate=0.1,seed=1,block_steps=50"
@@ -18,9 +18,9 @@ def popularity_metrics(train_df, test_df):
     test = SessionData.from_frame(test_df, data.item_map)
     targets = np.concatenate([test.items[a + 1:b] for a, b in zip(test.offsets[:-1], test.offsets[1:])])
     scores = tf.tile(tf.constant(data.support(), tf.float32)[None], [len(targets), 1])
-    ranks = target_ranks(scores, tf.constant(targets))
-    hits, rr = metric_sums(ranks, tf.ones(len(targets), tf.bool), (20,))
-    return summarize(hits.numpy(), rr.numpy(), len(targets), (20,))
+    metrics = Accumulator((20,), "conservative", len(data.item_map))
+    sums, best = metrics.add(*metrics.initial(), scores, tf.constant(targets), tf.ones(len(targets), tf.bool))
+    return metrics.result(sums, best, len(targets))
 
 
 @pytest.mark.parametrize("loss, extra", [

@@ -3,9 +3,9 @@
 Each baseline is fitted on the training rows and scores ALL training items for every
 test event, exactly like the model: `evaluate_baseline` maps the test data with the
 baseline's item map (the training data's, so unknown test items are skipped and counted
-the same way), then ranks the target with `evaluation.target_ranks` and sums the metrics
-with `evaluation.metric_sums` (same tie modes, same Recall@k / MRR@k). Everything is
-vectorised: a batch of b test events is scored as one dense float64 [b, N] array.
+the same way), picks the scored events with `evaluation.scored_inputs` (same protocols)
+and sums the metrics with `evaluation.Accumulator` (same tie modes, same metrics). Everything
+is vectorised: a batch of b test events is scored as one dense float64 [b, N] array.
 
 Scores of the test event at position p of a session that starts at position s
 (`items` = the test session's known items, `supp` = training clicks per item):
@@ -33,19 +33,19 @@ import pandas as pd
 import tensorflow as tf
 
 from tf_gru4rec.data import SessionData
-from tf_gru4rec.evaluation import TIE_MODES, as_session_data, metric_sums, summarize, target_ranks
+from tf_gru4rec.evaluation import Accumulator, as_session_data, check_options, scored_inputs
 
 
-def prediction_events(offsets: np.ndarray):
-    """Every event that has a next one in its session: (session starts [E], positions [E]).
+def prediction_events(offsets: np.ndarray, protocol: str = "next"):
+    """The events whose prediction the protocol scores: (session starts [E], positions [E]).
 
-    For sessions `items[offsets[k]:offsets[k+1]]`, E = n_events - n_sessions; the target
-    of the event at `positions[e]` is the event after it.
+    For sessions `items[offsets[k]:offsets[k+1]]` the target of the event at `positions[e]`
+    is the event after it; E = n_events - n_sessions with "next", n_sessions with "last"
+    (see `evaluation.scored_inputs`).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
-    positions = np.delete(np.arange(offsets[-1]), offsets[1:] - 1)
-    starts = np.repeat(offsets[:-1], lengths - 1)
+    positions = np.flatnonzero(scored_inputs(offsets, protocol))
+    starts = offsets[np.searchsorted(offsets, positions, side="right") - 1]
     return starts, positions
 
 
@@ -234,50 +234,49 @@ BASELINES = {"pop": Pop, "session-pop": SessionPop, "itemknn": ItemKNN}
 
 
 def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conservative",
-                      batch_size=512, verbose=0, progress=None) -> dict:
-    """Recall@k / MRR@k of a fitted baseline on `test`, like `evaluation.evaluate`.
+                      batch_size=512, verbose=0, progress=None, protocol="next", coverage=False,
+                      popularity=None) -> dict:
+    """The metrics of a fitted baseline on `test`, exactly as `evaluation.evaluate`.
 
     Args:
         model: a fitted `Baseline`.
         test: test rows (DataFrame) or SessionData built with `model.item_map`.
-        cutoffs: the k of Recall@k / MRR@k.
+        cutoffs: the k of the metrics.
         mode: tie handling, one of `evaluation.TIE_MODES`.
         batch_size: test events scored at once (memory: 8 * batch_size * N bytes).
         verbose: 1 shows a Keras progress bar.
         progress: optional `progress(done, total)` callback in events, called before the
             first batch and after every batch (e.g. to draw one's own progress bar instead).
+        protocol, coverage, popularity: as for `evaluation.Evaluator` (e.g.
+            `popularity=model.support` for Popularity@k).
 
     Returns:
-        The keys of `evaluation.evaluate`: recall@k, mrr@k for every k, n_events,
-        skipped_unknown, skipped_sessions, eval_seconds.
+        The keys of `evaluation.evaluate`: recall@k, mrr@k, ndcg@k (and coverage@k,
+        popularity@k) for every k, n_events, skipped_unknown, skipped_sessions, eval_seconds.
     """
     if model.item_map is None:
         raise ValueError(f"{type(model).__name__} is not fitted: call `fit(train)` first.")
-    if mode not in TIE_MODES:
-        raise ValueError(f"`mode` should be one of {TIE_MODES}. Received: `mode` = {mode!r}.")
+    check_options(mode, protocol)
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` should be a positive int. Received: `batch_size` = {batch_size!r}.")
-    cutoffs = tuple(int(k) for k in cutoffs)
+    metrics = Accumulator(cutoffs, mode, len(model.item_map), coverage, popularity)
     start_time = time.perf_counter()
     data = as_session_data(test, model.item_map)
-    starts, positions = prediction_events(data.offsets)
+    starts, positions = prediction_events(data.offsets, protocol)
     targets = data.items[positions + 1]
-    hits, rr = np.zeros(len(cutoffs)), np.zeros(len(cutoffs))
+    sums, best = metrics.initial()
     bar = keras.utils.Progbar(len(positions), verbose=verbose, unit_name="event")
     if progress is not None:
         progress(0, len(positions))
     for s in range(0, len(positions), int(batch_size)):
         batch = slice(s, s + int(batch_size))
         scores = model.score(data.items, starts[batch], positions[batch])
-        ranks = target_ranks(scores, targets[batch], mode)
-        dh, dr = metric_sums(ranks, tf.ones_like(ranks, dtype=tf.bool), cutoffs)
-        hits += dh.numpy()
-        rr += dr.numpy()
+        sums, best = metrics.add(sums, best, scores, targets[batch], tf.ones(len(scores), tf.bool))
         bar.add(len(scores))
         if progress is not None:
             progress(s + len(scores), len(positions))
-    return summarize(
-        hits, rr, len(positions), cutoffs,
+    return metrics.result(
+        sums, best, len(positions),
         {
             "skipped_unknown": data.skipped_unknown,
             "skipped_sessions": data.skipped_sessions,

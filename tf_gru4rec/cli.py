@@ -43,10 +43,11 @@ SYNTHETIC_PARAMS = (
 #: Baselines printed next to GRU4Rec in the default run.
 SYNTHETIC_BASELINES = ("pop", "itemknn")
 CUTOFFS = (1, 5, 10, 20)
-# `evaluation.TIE_MODES`, the keys of `baselines.BASELINES` and `params.shipped_param_files()`,
-# repeated here so that the parsers are built without importing TensorFlow
+# `evaluation.TIE_MODES` and `.PROTOCOLS`, the keys of `baselines.BASELINES` and
+# `params.shipped_param_files()`, repeated here so that the parsers are built without importing TensorFlow
 # (tests/test_cli.py checks they agree).
 TIE_MODES = ("standard", "conservative", "median")
+PROTOCOLS = ("next", "last")
 BASELINE_NAMES = ("pop", "session-pop", "itemknn")
 PARAM_FILES = ("coveo_bprmax_shared_best", "diginetica_bprmax_shared_best", "rees46_xe_shared_best",
                "retailrocket_bprmax_shared_best", "rsc15_xe_shared_best", "yoochoose_xe_shared_best")
@@ -255,9 +256,17 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
 def add_eval_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("evaluation")
     group.add_argument("-m", "--measure", dest="cutoffs", type=positive_int, nargs="+",
-                       default=list(CUTOFFS), metavar="K", help="cutoffs of Recall@K / MRR@K (1 5 10 20)")
+                       default=list(CUTOFFS), metavar="K",
+                       help="cutoffs of Recall@K / MRR@K / NDCG@K (1 5 10 20)")
     group.add_argument("--eval-mode", default="conservative", choices=TIE_MODES,
                        help="rank of a target tied with other items (conservative: ranked last)")
+    group.add_argument("--protocol", default="next", choices=PROTOCOLS,
+                       help="next: predict every click of a test session after the first (the "
+                            "papers'); last: only its last known click (leave-one-out)")
+    group.add_argument("--beyond-accuracy", action="store_true",
+                       help="also Coverage@K (share of items in any top-K list) and "
+                            "Popularity@K (mean training popularity of the recommended items, "
+                            "1 = the most clicked item)")
     group.add_argument("--eval-batch-size", type=positive_int, default=None, metavar="N",
                        help="test sessions scored against all items at once (default: as many "
                             "as fit 1 GiB of scores, at most 256); lower it for huge catalogues")
@@ -319,14 +328,29 @@ def evaluate_tests(evaluate_one, tests, label: str, args) -> list[dict]:
     return results
 
 
+#: Table headings of the metrics, in the order of the columns for each cutoff.
+METRIC_HEADINGS = {"recall": "Recall", "mrr": "MRR", "ndcg": "NDCG", "coverage": "Coverage",
+                   "popularity": "Pop"}
+
+
 def metrics_table(rows, cutoffs) -> str:
-    """Markdown table of (label, metrics dict) rows: Recall@k and MRR@k columns."""
-    head = ["model"] + [f"{m}@{k}" for k in cutoffs for m in ("Recall", "MRR")]
+    """Markdown table of (label, metrics dict) rows: for each cutoff, the columns of the
+    metrics every row has (Recall, MRR, NDCG, then Coverage and Pop(ularity) if computed)."""
+    names = [n for n in METRIC_HEADINGS if all(f"{n}@{cutoffs[0]}" in m for _, m in rows)]
+    head = ["model"] + [f"{METRIC_HEADINGS[n]}@{k}" for k in cutoffs for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, m in rows:
-        cells = [f"{m[f'{name}@{k}']:.4f}" for k in cutoffs for name in ("recall", "mrr")]
+        cells = [f"{m[f'{name}@{k}']:.4f}" for k in cutoffs for name in names]
         lines.append("| " + " | ".join([label] + cells) + " |")
     return "\n".join(lines)
+
+
+def eval_options(args, popularity=None) -> dict:
+    """The keyword options of `evaluation.evaluate` / `evaluate_baseline` that the command
+    line sets: protocol, and with --beyond-accuracy coverage and `popularity` (training
+    clicks per item, None when unknown)."""
+    return {"protocol": args.protocol, "coverage": args.beyond_accuracy,
+            "popularity": popularity if args.beyond_accuracy else None}
 
 
 def strict_json(value) -> str:
@@ -371,7 +395,8 @@ def _label(name: str, path: str, n_tests: int) -> str:
 
 
 def _evaluate_baselines(names, train_data, tests, args) -> dict:
-    """{name: results per test file (see `evaluate_tests`)} of the named baselines."""
+    """{name: results per test file (see `evaluate_tests`)} of the named baselines (their
+    popularity, with --beyond-accuracy, is that of the training data they are fitted on)."""
     from tf_gru4rec import baselines
 
     out = {}
@@ -382,7 +407,8 @@ def _evaluate_baselines(names, train_data, tests, args) -> dict:
         log(f"{model.name}: fitted in {time.perf_counter() - start:.1f} s")
         out[name] = evaluate_tests(
             lambda data, progress, model=model: baselines.evaluate_baseline(
-                model, data, args.cutoffs, args.eval_mode, progress=progress),
+                model, data, args.cutoffs, args.eval_mode, progress=progress,
+                **eval_options(args, model.support)),
             tests, model.name, args)
     return out
 
@@ -515,7 +541,7 @@ def _train_command(argv):
         validation = usable[0][1] if usable else None
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
         result = training.train(train_data, params, validation=validation, callbacks=callbacks,
-                                cutoffs=args.cutoffs, mode=args.eval_mode,
+                                cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
                                 verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
                                 init_from=warm, distribute=strategy)
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
@@ -534,7 +560,8 @@ def _train_command(argv):
         return
     results = evaluate_tests(
         lambda data, progress: evaluation.evaluate(result.model, data, args.cutoffs, args.eval_mode,
-                                                   args.eval_batch_size, progress=progress),
+                                                   args.eval_batch_size, progress=progress,
+                                                   **eval_options(args, train_data.support())),
         tests, "GRU4Rec", args)
     names = SYNTHETIC_BASELINES if demo and args.baselines is None else (args.baselines or [])
     compared = _evaluate_baselines(names, train_data, tests, args)
@@ -558,14 +585,18 @@ def train_main(argv=None) -> int:
 def evaluate_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m tf_gru4rec.evaluate",
-        description="Recall@K / MRR@K of a saved model (MODEL_DIR TEST...) or of a baseline "
-                    "(--baseline NAME TRAIN TEST...) on test files, all training items ranked.",
+        description="Recall@K / MRR@K / NDCG@K of a saved model (MODEL_DIR TEST...) or of a "
+                    "baseline (--baseline NAME TRAIN TEST...) on test files, all training items "
+                    "ranked.",
     )
     parser.add_argument("source", metavar="MODEL_DIR|TRAIN",
                         help="a model directory (train --save), or with --baseline the training file")
     parser.add_argument("tests", nargs="+", metavar="TEST", help="test file(s)")
     parser.add_argument("--baseline", choices=BASELINE_NAMES,
                         help="evaluate this baseline fitted on TRAIN instead of a saved model")
+    parser.add_argument("--train", metavar="TRAIN",
+                        help="the model's training clicks, for the Popularity@K of "
+                             "--beyond-accuracy (a model directory does not keep them)")
     add_output_options(parser)
     add_eval_options(parser)
     add_data_options(parser)
@@ -574,6 +605,9 @@ def evaluate_parser() -> ArgumentParser:
 
 def _evaluate_command(argv):
     args = evaluate_parser().parse_args(argv)
+    if args.train and (args.baseline or not args.beyond_accuracy):
+        raise UsageError("--train is only for the Popularity@K of --beyond-accuracy with a MODEL_DIR "
+                         "(a baseline's training clicks are its TRAIN)")
     import_tensorflow(args.verbose)
     from tf_gru4rec import evaluation, training
     from tf_gru4rec.data import SessionData
@@ -587,12 +621,17 @@ def _evaluate_command(argv):
         label = BASELINES[args.baseline].name
     else:
         model, _ = training.load_model_dir(args.source)
+        clicks = None
+        if args.train:  # counted on the sessions the model trained on (2+ known clicks)
+            clicks = SessionData.from_frame(read(args.train, args), model.item_map, args.train).support()
+        elif args.beyond_accuracy:
+            log("Popularity@K needs the training clicks: add --train TRAIN")
         tests = read_tests(args.tests, model.item_map, args)
         label = "GRU4Rec"
         results = evaluate_tests(
             lambda data, progress: evaluation.evaluate(model, data, args.cutoffs, args.eval_mode,
-                                                       args.eval_batch_size,
-                                                       progress=progress),
+                                                       args.eval_batch_size, progress=progress,
+                                                       **eval_options(args, clicks)),
             tests, label, args)
     rows = [(_label(label, r["path"], len(results)), r) for r in results if "error" not in r]
     report(results, rows, args)

@@ -82,7 +82,7 @@ def _fingerprint(data: SessionData, params: GRU4RecParams, replicas: int = 1) ->
     digest.update(data.offsets.tobytes())
     digest.update(data.item_map.ids.tobytes())  # the same layout of other item ids differs
     return {"params": params.to_string(), "data_sha1": digest.hexdigest(),
-            "n_items": len(data.item_map)}
+            "n_items": len(data.item_map), "replicas": replicas}
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -150,7 +150,7 @@ class TrainResult:
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
           mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
-          distribute=None, replicas=None) -> TrainResult:
+          distribute=None, replicas=None, protocol="next") -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -158,7 +158,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         params: `GRU4RecParams`, a dict or a `k=v,...` string of the reference names.
         validation: optional rows evaluated after every epoch (`val_recall@k` logs).
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
-        cutoffs, mode: of the validation metrics.
+        cutoffs, mode, protocol: of the validation metrics (see `evaluation`).
         verbose: passed to `model.fit`.
         checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
             run given the folder of a killed run with the same data and parameters
@@ -216,7 +216,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         if distribute_module.is_chief(strategy):  # the other workers only read it
             all_callbacks.append(EpochCheckpoint(checkpoint_dir, batchers[0], fingerprint))
     if validation is not None:
-        all_callbacks.append(EvaluationCallback(validation, cutoffs, mode))
+        all_callbacks.append(EvaluationCallback(validation, cutoffs, mode, protocol=protocol))
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(dataset, epochs=params.n_epochs, callbacks=all_callbacks,
