@@ -1,7 +1,11 @@
 """Training speed and memory of tf_gru4rec on real data; prints a Markdown table.
 
     python benchmarks/train_speed.py [--data ../shared/data/yoochoose1_64] [--epochs 10]
-        [--configs rsc15-xe rsc15-bprmax rr-xe rr-bprmax] [--out results.json]
+        [--configs rsc15-xe rsc15-bprmax rr-xe rr-bprmax] [--batch-sizes published 256]
+        [--max-events N] [--out results.json]
+
+`--batch-sizes` runs every configuration at its published batch size and/or others;
+`--max-events` trains on the first N clicks only (a quick check, e.g. the GPU dry run).
 
 Each configuration runs in a fresh subprocess (so peak memory is its own) through the
 library's normal path (`tf_gru4rec.training.train`, i.e. `model.fit`). Reported:
@@ -63,14 +67,20 @@ def training_bytes(params, n_items: int) -> int:
     return 4 * ((table + gru) * (1 + slots) + cache)
 
 
-def run_one(name: str, data_dir: Path, epochs: int) -> dict:
+def run_one(name: str, data_dir: Path, epochs: int, batch_size: int | None = None,
+            max_events: int | None = None) -> dict:
     from tf_gru4rec.data import SessionData, read_sessions
     from tf_gru4rec.evaluation import Evaluator
     from tf_gru4rec.params import parse_params
     from tf_gru4rec.training import train
 
     params = parse_params(CONFIGS[name], n_epochs=epochs, seed=1)
-    train_data = SessionData.from_frame(read_sessions(data_dir / "train_full.tsv"))
+    if batch_size:
+        params = parse_params(params, batch_size=batch_size)
+    clicks = read_sessions(data_dir / "train_full.tsv")
+    if max_events:  # whole sessions, up to the one holding click max_events
+        clicks = clicks[clicks["SessionId"].isin(clicks["SessionId"].iloc[:max_events].unique())]
+    train_data = SessionData.from_frame(clicks)
     test = read_sessions(data_dir / "test.tsv")
     result = train(train_data, params, verbose=0)
     hist = result.history.history
@@ -79,7 +89,7 @@ def run_one(name: str, data_dir: Path, epochs: int) -> dict:
     first = evaluator(result.model)
     second = evaluator(result.model)
     return {
-        "config": name,
+        "config": f"{name} B={params.batch_size}",
         "params": params.to_string(),
         "epochs": epochs,
         "train_seconds": result.train_seconds,
@@ -118,21 +128,28 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10,
                         help="epochs per configuration (10: the RSC15 setting, as targets.md measured)")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--batch-sizes", nargs="+", default=["published"], metavar="B",
+                        help="'published' (each configuration's own) and/or batch sizes")
+    parser.add_argument("--max-events", type=int, help="train on the first N clicks only")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not (args.data / "train_full.tsv").exists():
         print(f"skipped: no {args.data}/train_full.tsv (the shared YOOCHOOSE data)", file=sys.stderr)
         return 0
     if args.one:
-        print(json.dumps(run_one(args.one, args.data, args.epochs)))
+        print(json.dumps(run_one(args.one, args.data, args.epochs, args.batch_size, args.max_events)))
         return 0
     rows = []
-    for name in args.configs:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+    runs = [(name, [] if b == "published" else ["--batch-size", b])
+            for name in args.configs for b in args.batch_sizes]
+    for name, batch in runs:
+        print(f"running {name} {' '.join(batch)} ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, __file__, "--one", name, "--data", str(args.data), "--epochs", str(args.epochs)],
+            [sys.executable, __file__, "--one", name, "--data", str(args.data), "--epochs", str(args.epochs),
+             *batch, *(["--max-events", str(args.max_events)] if args.max_events else [])],
             capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if out.returncode:
