@@ -86,6 +86,9 @@ def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
             "unknown_item": ("bool", (None,))}
     stateful = ({"session_id": ("string", (None,)), "item_id": ("int64", (None,))},
                 {**recs, "new_session": ("bool", (None,))})
+    rules = {"exclude_seen": ("bool", (None,)), "candidate_ids": ("int64", (None, None)),
+             "restrict": ("bool", (None,))}
+    counts = {"unknown_candidates": ("int32", (None,))}
     expected = {
         "stateful": stateful,
         "serving_default": stateful,
@@ -94,6 +97,11 @@ def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
                  {**recs, "state": ("float32", (None, H))}),
         "score_items": ({"state": ("float32", (None, H)), "candidate_ids": ("int64", (None, None))},
                         {"scores": ("float32", (None, None)), "known": ("bool", (None, None))}),
+        "stateful_rules": ({**stateful[0], **rules}, {**stateful[1], **counts}),
+        "step_rules": ({"item_id": ("int64", (None,)), "state": ("float32", (None, H)),
+                        "seen_ids": ("int64", (None, None)), **rules},
+                       {**recs, "state": ("float32", (None, H)), **counts}),
+        "set_blocklist": ({"item_ids": ("int64", (None,))}, {"known": ("bool", (None,))}),
     }
     assert {name: spec_table(fn) for name, fn in loaded.signatures.items()} == expected
 
@@ -346,9 +354,26 @@ def run_cli(*args):
 def test_cli_exports_and_prints_signatures(model, tmp_path):
     training.save_model_dir(model, tmp_path / "model")
     base = tmp_path / "models" / "gru4rec"
-    out = run_cli(tmp_path / "model", "--out", base, "--k", 3, "--capacity", 50)
+    a, b = model.item_map.ids[:2].tolist()
+    top = model.recommend([[a]], k=3)[0][0].tolist()
+    (tmp_path / "blocked.txt").write_text(f"# out of stock\n{top[0]}\n\n{UNKNOWN}\nnot-an-id\n{top[2]}\n")
+    out = run_cli(tmp_path / "model", "--out", base, "--k", 3, "--capacity", 50,
+                  "--blocklist", tmp_path / "blocked.txt", "--max-seen", 1)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"exported {base / '1'} (version 1)" in out.stdout
+    assert "blocklist: 2 items blocked, 2 unknown ids skipped" in out.stdout.splitlines()
+    loaded = tf.saved_model.load(str(base / "1"))
+    step = loaded.signatures["step"](item_id=tf.constant([a], tf.int64), state=tf.zeros([1, H]))
+    ref_ids, ref_scores, _ = model.recommend([[a]], k=3, blocklist=[top[0], top[2]])
+    np.testing.assert_array_equal(step["item_ids"].numpy(), ref_ids)
+    np.testing.assert_allclose(step["scores"].numpy(), ref_scores, atol=1e-5)
+    # --max-seen 1: exclude_seen drops only the session's last click.
+    rules = {"exclude_seen": tf.constant([True]), "candidate_ids": tf.constant([[a, b]], tf.int64),
+             "restrict": tf.constant([True])}
+    for item in (a, b):
+        last = loaded.signatures["stateful_rules"](session_id=tf.constant(["s"]),
+                                                   item_id=tf.constant([item], tf.int64), **rules)
+    assert last["item_ids"].numpy()[0].tolist() == [a, -1, -1]
     for line in ("stateful         inputs: item_id int64[-1], session_id string[-1]",
                  "                 outputs: item_ids int64[-1,3], new_session bool[-1], scores float32[-1,3], "
                  "unknown_item bool[-1]",
@@ -364,6 +389,7 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
     [(["{tmp}/missing", "--out", "{tmp}/o"], "not a model directory", 1),
      (["{tmp}/missing", "--out", "{tmp}/o", "--k", "0"], "`k` should be a positive int", 2),
      (["{tmp}/missing", "--out", "{tmp}/o", "--max-rows", "0"], "`max_rows` should be a positive", 2),
+     (["{tmp}/missing", "--out", "{tmp}/o", "--max-seen", "0"], "`max_seen` should be a positive", 2),
      (["{tmp}/missing"], "the following arguments are required: --out", 2)],
 )
 def test_cli_bad_arguments_fail_in_one_line(args, message, status, tmp_path):

@@ -19,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tf_gru4rec import export, training
 from tf_gru4rec.serving import GRU4RecClient, start_local_server
+from tf_gru4rec.serving.client import main as client_main
 from tf_gru4rec.synthetic import synthetic_sessions
 
 PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
@@ -329,6 +330,71 @@ def test_client_command_line_prints_recommendations(server, model):
     assert out.stdout.splitlines() == [line(a, 0), unknown, line(b, 2)]
     with GRU4RecClient(server) as client:
         assert client.end_session("cli-1") is False  # --end-session freed it
+
+
+def test_client_business_rules_and_a_blocklist_per_server_process(server, base, model):
+    """set_blocklist reaches only the process it is sent to; rules go through both
+    stateful_rules and step_rules and equal the offline recommend."""
+    own, port = start_local_server(base, port=0)  # a second server process of the same version
+    a, b = model.item_map.ids[:2].tolist()
+    top = model.recommend([[a]], k=K)[0][0].tolist()
+    candidates = [top[1], top[3], UNKNOWN, a, b]
+    try:
+        with GRU4RecClient(f"127.0.0.1:{port}") as client, GRU4RecClient(server) as other:
+            assert client.set_blocklist([top[0], UNKNOWN, top[0]]) == {"blocked": 1, "unknown": [UNKNOWN]}
+            ids, scores = client.next_items("r2", a)
+            ref = model.recommend([[a]], k=K, blocklist=[top[0]])
+            np.testing.assert_array_equal(ids, ref[0][0])
+            np.testing.assert_allclose(scores, ref[1][0], atol=1e-5)
+            other_ids, other_scores = other.next_items("r2", a)  # the other process: not blocked
+            assert_recommends(model, [[a]], [other_ids], [other_scores])
+            ids, scores = client.next_items("r2", b, exclude_seen=True, candidates=candidates)
+            ref = model.recommend([[a, b]], k=K, exclude_seen=True, candidates=[candidates],
+                                  blocklist=[top[0]])
+            np.testing.assert_array_equal(ids, ref[0][0])
+            assert (ids[2:] == -1).all()  # at most top[1] and top[3] are left: padding
+            np.testing.assert_allclose(scores, ref[1][0], atol=1e-5)
+            _, _, state = client.step([a])
+            ids, scores, _ = client.step([b], state, seen=[[a]], candidates=[candidates])
+            np.testing.assert_array_equal(ids[0], ref[0][0])
+            np.testing.assert_allclose(scores[0], ref[1][0], atol=1e-5)
+    finally:
+        own.stop(grace=None)
+
+
+def run_client(*args):
+    return subprocess.run([sys.executable, "-m", "tf_gru4rec.serving.client", *map(str, args)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=False)
+
+
+def test_client_command_line_sets_the_blocklist_and_applies_rules(base, model, tmp_path, capsys):
+    own, port = start_local_server(base, port=0)  # its own process: the blocklist stays there
+    a, b = model.item_map.ids[:2].tolist()
+    top = model.recommend([[a]], k=K)[0][0].tolist()
+    (tmp_path / "blocked.txt").write_text(f"{top[0]}\nnope\n{UNKNOWN}\n")
+    candidates = [top[0], top[1], top[2], a, UNKNOWN]
+    try:
+        out = run_client("--server", f"127.0.0.1:{port}", "--set-blocklist", tmp_path / "blocked.txt")
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.splitlines() == ["blocklist: 1 items blocked, 2 unknown ids skipped"]
+        out = run_client("--server", f"127.0.0.1:{port}", "--session", "c", "--items", f"{a},{b}",
+                         "--exclude-seen", "--candidates", ",".join(map(str, candidates)), "--k", 3)
+        assert out.returncode == 0, out.stderr[-2000:]
+        # In-process (no second TensorFlow start-up): a missing file is one line, exit 1.
+        with pytest.raises(SystemExit, match="1"):
+            client_main(["--server", f"127.0.0.1:{port}", "--set-blocklist", str(tmp_path / "missing.txt")])
+        assert "No such file" in capsys.readouterr().err
+    finally:
+        own.stop(grace=None)
+    ref_ids, ref_scores, _ = model.recommend([[a], [a, b]], k=3, exclude_seen=True,
+                                             candidates=candidates, blocklist=[top[0]])
+    lines = [f"{item} -> " + ", ".join(f"{i} ({s:.4f})" for i, s in zip(ids, scores) if i != -1)
+             for item, ids, scores in zip((a, b), ref_ids, ref_scores)]
+    assert out.stdout.splitlines() == [*lines, "candidates: 1 unknown ids skipped"]
+    with pytest.raises(SystemExit, match="2"):
+        client_main(["--server", f"127.0.0.1:{port}"])
+    assert "give --session and --items, or --set-blocklist" in capsys.readouterr().err
 
 
 def test_local_server_answers_errors_like_tf_serving(server, base):

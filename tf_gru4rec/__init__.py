@@ -3,6 +3,7 @@
 The package reads as the algorithm: `data` (rows -> item map -> session-parallel blocks)
 -> `sampling` (extra negatives) -> `model` (GRU4Rec) -> `losses` -> `optimizers` (AdagradM)
 -> `training` (Keras fit glue) -> `evaluation` (Recall@k / MRR@k) -> `baselines`
+-> `recommending` (business rules: blocklist, exclude seen, candidates)
 -> `export` (SavedModel for TF Serving) -> `serving` (gRPC client, local test server).
 Command lines: `train`, `evaluate`, `preprocess`, `tune`, `export`, `serving.client`.
 

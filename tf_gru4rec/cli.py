@@ -647,7 +647,8 @@ def export_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="python -m tf_gru4rec.export",
         description="Export a trained GRU4Rec as a SavedModel for TF Serving: <out>/<version>/ "
-                    "(signatures: stateful, end_session, step, score_items; see tf_gru4rec.export).",
+                    "(signatures: stateful, end_session, step, score_items, stateful_rules, "
+                    "step_rules, set_blocklist; see tf_gru4rec.export).",
     )
     parser.add_argument("model_dir", help="model directory (train --save)")
     parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")
@@ -658,8 +659,19 @@ def export_parser() -> ArgumentParser:
                         help="most rows one request may hold (10000)")
     parser.add_argument("--max-session-id-bytes", type=int, default=256,
                         help="longest session id accepted (256)")
+    parser.add_argument("--max-seen", type=int, default=100,
+                        help="a session's last clicks the server remembers for exclude_seen (100)")
+    parser.add_argument("--blocklist", default=None, metavar="FILE",
+                        help="initial blocklist: item ids never recommended, one per line")
     add_output_options(parser, quiet=False)
     return parser
+
+
+def read_id_list(path):
+    """Item ids of a text file, one per line (blank lines and lines starting with # skipped)."""
+    with open(path, encoding="utf-8") as f:
+        lines = (line.strip() for line in f)
+        return [line for line in lines if line and not line.startswith("#")]
 
 
 def _export_command(argv):
@@ -671,7 +683,7 @@ def _export_command(argv):
 
     try:
         export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
-                                 args.max_session_id_bytes)
+                                 args.max_session_id_bytes, args.max_seen)
     except export.ExportError as e:  # a bad setting
         raise UsageError(str(e)) from None
     try:
@@ -679,8 +691,13 @@ def _export_command(argv):
     except ValueError as e:  # a file Keras cannot read
         raise export.ExportError(
             f"{args.model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None
+    if args.blocklist is not None:
+        blocked = model.set_blocklist(read_id_list(args.blocklist))
+        print(f"blocklist: {blocked['blocked']} items blocked, {len(blocked['unknown'])} unknown ids "
+              "skipped")
     path = export.export_model(model, args.out, args.version, k=args.k, capacity=args.capacity,
-                               max_rows=args.max_rows, max_session_id_bytes=args.max_session_id_bytes)
+                               max_rows=args.max_rows, max_session_id_bytes=args.max_session_id_bytes,
+                               max_seen=args.max_seen)
     print(f"exported {path} (version {os.path.basename(path)})")
     print(export.describe_signatures(tf.saved_model.load(path).signatures))
 

@@ -1,7 +1,8 @@
 """Export a trained GRU4Rec as a SavedModel for TF Serving: `<out>/<version>/`.
 
     python -m tf_gru4rec.export MODEL_DIR --out export/models/gru4rec [--version N] [--k 20]
-        [--capacity 100000] [--max-rows 10000] [--max-session-id-bytes 256]
+        [--capacity 100000] [--max-rows 10000] [--max-session-id-bytes 256] [--max-seen 100]
+        [--blocklist FILE]
 
 Signatures (B = request rows, H = state width, k = recommendations, C = candidates; "id" is
 int64 when the model was trained on integer ItemIds, string otherwise):
@@ -20,6 +21,17 @@ int64 when the model was trained on integer ItemIds, string otherwise):
     score_items (re-ranking)
         in:  state float32 [B,H] (after the session's clicks), candidate_ids id [B,C]
         out: scores float32 [B,C] (-inf for unknown ids), known bool [B,C]
+    stateful_rules (stateful with business rules, per row)
+        in:  session_id string [B], item_id id [B], exclude_seen bool [B],
+             candidate_ids id [B,C], restrict bool [B]
+        out: as stateful, plus unknown_candidates int32 [B]
+    step_rules (step with business rules, per row)
+        in:  item_id id [B], state float32 [B,H], exclude_seen bool [B], seen_ids id [B,L]
+             (the session's earlier clicks), candidate_ids id [B,C], restrict bool [B]
+        out: as step, plus unknown_candidates int32 [B]
+    set_blocklist (replaces the blocklist of this loaded model)
+        in:  item_ids id [n]
+        out: known bool [n] (the id is an item, now blocked)
 
 Behaviour:
 - Scores are GRU4Rec's raw output scores h . Wy[j] + By[j], the same as `GRU4Rec.score_all`.
@@ -34,6 +46,18 @@ Behaviour:
   per request is linear in its rows), session ids of at most `max_session_id_bytes` bytes
   (default 256). A request over a limit, with inputs of different lengths, or with a
   non-finite `state` fails with INVALID_ARGUMENT and a message that says which.
+- Business rules (`recommending.py`, shared with `GRU4Rec.recommend`): blocked items (the
+  `available` variable, initialised from the model's blocklist at export and replaced by
+  `set_blocklist`) are never recommended by any recommending signature. `exclude_seen` drops
+  the session's clicks: for `stateful_rules` the store keeps each session's last `max_seen`
+  known clicks; for `step_rules` the request's `item_id` and `seen_ids`. A `restrict` row
+  ranks only its `candidate_ids`, with the scores of full-catalogue scoring. Ids equal to
+  the pad id (-1, or "" for string ids) pad `candidate_ids`, `seen_ids` and `item_ids`
+  inputs and are skipped; other unknown ids are skipped and counted. When fewer than k items
+  are allowed, the row's remaining slots hold the pad id with score -inf.
+- The blocklist lives in the loaded model, in one server process: each process (replica,
+  version) needs its own `set_blocklist`, and a restart or a new version starts again from
+  the export's blocklist.
 - Warm-up requests (`assets.extra/tf_serving_warmup_requests`) use only `step`, so a freshly
   loaded server holds no session.
 
@@ -54,14 +78,18 @@ if __name__ == "__main__":  # the command: its arguments are checked before Tens
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tf_gru4rec import recommending  # noqa: E402
 from tf_gru4rec.files import atomic_directory, remove_leftovers  # noqa: E402
 
-SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items")
+SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items", "stateful_rules",
+              "step_rules", "set_blocklist")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 32)
 #: Default request limits of the exported signatures (see `ServingModule`).
 MAX_ROWS = 10_000
 MAX_SESSION_ID_BYTES = 256
+#: Default number of a session's last clicks the stateful signatures remember (exclude_seen).
+MAX_SEEN = 100
 
 
 class ExportError(ValueError):
@@ -84,33 +112,40 @@ def occurrence_rank(keys):
 
 
 class SessionStore(tf.Module):
-    """Hidden states of live sessions, keyed by session id, bounded by LRU eviction.
+    """Hidden states and last clicks of live sessions, keyed by session id, bounded by LRU eviction.
 
-    Two hash tables session id -> state [H] and session id -> last-used tick (a counter
+    Three hash tables session id -> state [H], session id -> its last `max_seen` known clicks
+    (item indices, oldest first, -1 where fewer) and session id -> last-used tick (a counter
     bumped once per write). Each table operation is atomic, so concurrent requests for
     different sessions never mix. When a request leaves more than `capacity` sessions, the
     ones with the smallest ticks are removed (see `evict`); under concurrent requests
     eviction can drop a few more than needed, never a wrong session's state.
     """
 
-    def __init__(self, state_size, capacity):
+    def __init__(self, state_size, capacity, max_seen=MAX_SEEN):
         super().__init__(name="sessions")
-        self.capacity, self.state_size = int(capacity), int(state_size)
+        self.capacity, self.state_size, self.max_seen = int(capacity), int(state_size), int(max_seen)
         self.states = tf.lookup.experimental.MutableHashTable(
             tf.string, tf.float32, default_value=tf.zeros([state_size])
+        )
+        self.seen = tf.lookup.experimental.MutableHashTable(
+            tf.string, tf.int32, default_value=tf.fill([self.max_seen], -1)
         )
         self.last_used = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
         self.clock = tf.Variable(0, dtype=tf.int64, trainable=False, name="clock")
 
     def read(self, keys):
-        """Session ids [b] -> states [b, H]; the zero state for sessions not held."""
-        return tf.ensure_shape(self.states.lookup(keys), [None, self.state_size])
+        """Session ids [b] -> (states [b, H], seen [b, max_seen]); empty for sessions not held."""
+        return (tf.ensure_shape(self.states.lookup(keys), [None, self.state_size]),
+                tf.ensure_shape(self.seen.lookup(keys), [None, self.max_seen]))
 
-    def write(self, keys, states):
-        """Stores states [b, H] of sessions [b] (distinct ids) and marks them used now."""
+    def write(self, keys, states, seen):
+        """Stores states [b, H] and seen [b, max_seen] of sessions [b] (distinct ids); marks
+        them used now."""
         tick = self.clock.assign_add(1)
         return tf.group(
             self.states.insert(keys, states),
+            self.seen.insert(keys, seen),
             self.last_used.insert(keys, tf.fill(tf.shape(keys), tick)),
         )
 
@@ -122,7 +157,8 @@ class SessionStore(tf.Module):
         """Forgets sessions [b]; returns bool [b], whether each was held."""
         held = self.held(keys)
         with tf.control_dependencies([held]):
-            removed = tf.group(self.states.remove(keys), self.last_used.remove(keys))
+            removed = tf.group(self.states.remove(keys), self.seen.remove(keys),
+                               self.last_used.remove(keys))
         with tf.control_dependencies([removed]):
             return tf.identity(held)
 
@@ -147,25 +183,31 @@ class SessionStore(tf.Module):
 
 
 class ServingModule(tf.Module):
-    """The exported object: a GRU4Rec's weights, item map, session store and signatures.
+    """The exported object: a GRU4Rec's weights, item map, blocklist, session store and signatures.
 
     The Keras model itself is not tracked (TF Serving has no Python): the signatures call
     `model.step` / `model.score_all`, whose variables are tracked here, so only those
-    variables and the traced graphs are saved.
+    variables and the traced graphs are saved. The business rules are `recommending`'s
+    graph functions, the same as `GRU4Rec.recommend`'s.
 
     Args:
-        model: a trained `GRU4Rec`.
+        model: a trained `GRU4Rec`; its blocklist (`set_blocklist`) is the initial one.
         k: recommendations per row (at most the number of items).
         capacity: most sessions `stateful` keeps.
         max_rows: most rows one request may hold (memory per request is linear in them).
         max_session_id_bytes: longest session id `stateful` and `end_session` accept.
+        max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
     """
 
     def __init__(self, model, k=20, capacity=100_000, max_rows=MAX_ROWS,
-                 max_session_id_bytes=MAX_SESSION_ID_BYTES):
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
         super().__init__(name="gru4rec_serving")
         self.max_rows, self.max_session_id_bytes = int(max_rows), int(max_session_id_bytes)
         ids = model.item_map.ids
+        self.pad_id = recommending.pad_id(model.item_map)
+        if model.item_map.lookup([self.pad_id])[0] >= 0:
+            raise ExportError(f"item id {self.pad_id!r} is the pad id of requests and results; "
+                              "the catalogue must not contain it")
         self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
         self.k = int(min(k, model.n_items))
         self.state_size = int(model.state_size)
@@ -180,17 +222,26 @@ class ServingModule(tf.Module):
             ),
             default_value=-1,
         )
-        self.sessions = SessionStore(self.state_size, capacity)
+        self.available = tf.Variable(~model.blocked, trainable=False, name="available")
+        self.sessions = SessionStore(self.state_size, capacity, max_seen)
 
         ids_spec = lambda name, rank=1: tf.TensorSpec([None] * rank, self.id_dtype, name)
         sessions_spec = tf.TensorSpec([None], tf.string, "session_id")
         state_spec = tf.TensorSpec([None, self.state_size], tf.float32, "state")
+        flag_spec = lambda name: tf.TensorSpec([None], tf.bool, name)
+        rules = [flag_spec("exclude_seen"), ids_spec("candidate_ids", 2), flag_spec("restrict")]
         self.stateful = tf.function(self._stateful, input_signature=[sessions_spec, ids_spec("item_id")])
         self.end_session = tf.function(self._end_session, input_signature=[sessions_spec])
         self.step = tf.function(self._step, input_signature=[ids_spec("item_id"), state_spec])
         self.score_items = tf.function(
             self._score_items, input_signature=[state_spec, ids_spec("candidate_ids", 2)]
         )
+        self.stateful_rules = tf.function(
+            self._stateful_rules, input_signature=[sessions_spec, ids_spec("item_id"), *rules])
+        self.step_rules = tf.function(
+            self._step_rules,
+            input_signature=[ids_spec("item_id"), state_spec, rules[0], ids_spec("seen_ids", 2), *rules[1:]])
+        self.set_blocklist = tf.function(self._set_blocklist, input_signature=[ids_spec("item_ids")])
         self.n_sessions = tf.function(self.sessions.size, input_signature=[])
 
     def signatures(self):
@@ -202,6 +253,9 @@ class ServingModule(tf.Module):
             "end_session": self.end_session.get_concrete_function(),
             "step": self.step.get_concrete_function(),
             "score_items": self.score_items.get_concrete_function(),
+            "stateful_rules": self.stateful_rules.get_concrete_function(),
+            "step_rules": self.step_rules.get_concrete_function(),
+            "set_blocklist": self.set_blocklist.get_concrete_function(),
         }
 
     # ----- building blocks ------------------------------------------------------------
@@ -228,6 +282,11 @@ class ServingModule(tf.Module):
                 message="state holds NaN or infinite values (pass a state this model's step returned)"))
         return checks
 
+    def _lookup(self, ids):
+        """Item ids (any shape) -> (indices, -1 where unknown or padding; unknown non-pad ids)."""
+        index = self.item_index.lookup(ids)
+        return index, (index < 0) & tf.not_equal(ids, self.pad_id)
+
     def _advance(self, index, state):
         """One click: item indices [b] (-1 = unknown), state [b, H] -> new state [b, H].
 
@@ -237,11 +296,61 @@ class ServingModule(tf.Module):
         new_state, _ = self._model_step(tf.where(known, index, 0), state)
         return tf.where(known[:, None], new_state, state)
 
-    def _recommend(self, state):
-        """State [b, H] -> (item ids [b, k], scores [b, k])."""
-        scores = self._score_all(self._output_of(state))
-        top = tf.math.top_k(scores, self.k)
-        return tf.gather(self.item_ids, top.indices), top.values
+    @staticmethod
+    def _remember(seen, index):
+        """A session's last clicks [b, L] (oldest first) plus the known clicks index [b]."""
+        shifted = tf.concat([seen[:, 1:], tf.cast(index, tf.int32)[:, None]], axis=1)
+        return tf.where((index >= 0)[:, None], shifted, seen)
+
+    def _recommend(self, state, seen=None, candidate_ids=None, restrict=None):
+        """State [b, H] -> (item ids [b, k], scores [b, k], unknown candidates int32 [b]).
+
+        Always without the blocked items; without the items `seen` [b, L] (indices, -1
+        padded); only among `candidate_ids` [b, C] on `restrict` [b] rows.
+        """
+        rows = tf.shape(state)[0]
+        seen = tf.zeros([rows, 0], tf.int32) if seen is None else seen
+        if candidate_ids is None:
+            candidates, restrict = tf.zeros([rows, 0], tf.int64), tf.zeros([rows], tf.bool)
+            unknown = tf.zeros([rows], tf.int32)
+        else:
+            candidates, unknown = self._lookup(candidate_ids)
+            unknown = tf.reduce_sum(tf.cast(unknown, tf.int32), axis=1)
+        allowed = recommending.allowed_items(self.available, seen, candidates, restrict)
+        index, scores = recommending.top_k_allowed(
+            self._score_all(self._output_of(state)), allowed, self.k)
+        item_ids = tf.where(index >= 0, tf.gather(self.item_ids, tf.maximum(index, 0)), self.pad_id)
+        return item_ids, scores, unknown
+
+    def _run_sessions(self, session_id, item_id):
+        """The stateful signatures' clicks: each row's session advanced by its click, in
+        row order. Returns (click indices [B], states [B, H], seen [B, max_seen] after each
+        row, new_session [B])."""
+        index = self.item_index.lookup(item_id)
+        rank = occurrence_rank(session_id)
+        # A session's first row in the request starts afresh unless its state is held.
+        new_session = (rank == 0) & ~self.sessions.held(session_id)
+        n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
+
+        def one_round(r, states, seen):
+            # Rows of rank r hold distinct sessions: read, advance, write back; the next
+            # round reads what this one wrote, so repeated ids are processed in row order.
+            rows = tf.where(rank == r)[:, 0]
+            keys, clicks = tf.gather(session_id, rows), tf.gather(index, rows)
+            old_states, old_seen = self.sessions.read(keys)
+            new, new_seen = self._advance(clicks, old_states), self._remember(old_seen, clicks)
+            with tf.control_dependencies([self.sessions.write(keys, new, new_seen)]):
+                return (r + 1, tf.tensor_scatter_nd_update(states, rows[:, None], new),
+                        tf.tensor_scatter_nd_update(seen, rows[:, None], new_seen))
+
+        rows = tf.shape(session_id)[0]
+        states = tf.zeros([rows, self.state_size])
+        seen = tf.fill([rows, self.sessions.max_seen], -1)
+        _, states, seen = tf.while_loop(lambda r, *_: r < n_rounds, one_round, (0, states, seen))
+        with tf.control_dependencies([states, seen]):
+            evicted = self.sessions.evict()
+        with tf.control_dependencies([evicted]):
+            return index, tf.identity(states), tf.identity(seen), new_session
 
     # ----- signatures -----------------------------------------------------------------
     def _step(self, item_id, state):
@@ -249,35 +358,39 @@ class ServingModule(tf.Module):
                                                  rows_of=[("state", state)])):
             index = self.item_index.lookup(item_id)
         state = self._advance(index, state)
-        item_ids, scores = self._recommend(state)
+        item_ids, scores, _ = self._recommend(state)
         return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state}
+
+    def _step_rules(self, item_id, state, exclude_seen, seen_ids, candidate_ids, restrict):
+        inputs = [("state", state), ("exclude_seen", exclude_seen), ("seen_ids", seen_ids),
+                  ("candidate_ids", candidate_ids), ("restrict", restrict)]
+        with tf.control_dependencies(self._check(tf.shape(item_id)[0], state=state, rows_of=inputs)):
+            index = self.item_index.lookup(item_id)
+        state = self._advance(index, state)
+        seen = tf.concat([self.item_index.lookup(seen_ids), index[:, None]], axis=1)
+        seen = tf.where(exclude_seen[:, None], seen, -1)
+        item_ids, scores, unknown = self._recommend(state, seen, candidate_ids, restrict)
+        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state,
+                "unknown_candidates": unknown}
 
     def _stateful(self, session_id, item_id):
         with tf.control_dependencies(self._check(tf.shape(session_id)[0], session_id=session_id,
                                                  rows_of=[("item_id", item_id)])):
-            index = self.item_index.lookup(item_id)
-        rank = occurrence_rank(session_id)
-        # A session's first row in the request starts afresh unless its state is held.
-        new_session = (rank == 0) & ~self.sessions.held(session_id)
-        n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
-
-        def one_round(r, states):
-            # Rows of rank r hold distinct sessions: read, advance, write back; the next
-            # round reads what this one wrote, so repeated ids are processed in row order.
-            rows = tf.where(rank == r)[:, 0]
-            keys = tf.gather(session_id, rows)
-            new = self._advance(tf.gather(index, rows), self.sessions.read(keys))
-            with tf.control_dependencies([self.sessions.write(keys, new)]):
-                return r + 1, tf.tensor_scatter_nd_update(states, rows[:, None], new)
-
-        states = tf.zeros([tf.shape(session_id)[0], self.state_size])
-        _, states = tf.while_loop(lambda r, _: r < n_rounds, one_round, (0, states))
-        with tf.control_dependencies([states]):
-            evicted = self.sessions.evict()
-        with tf.control_dependencies([evicted]):
-            item_ids, scores = self._recommend(states)
+            index, states, _, new_session = self._run_sessions(session_id, item_id)
+        item_ids, scores, _ = self._recommend(states)
         return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0,
                 "new_session": new_session}
+
+    def _stateful_rules(self, session_id, item_id, exclude_seen, candidate_ids, restrict):
+        inputs = [("item_id", item_id), ("exclude_seen", exclude_seen),
+                  ("candidate_ids", candidate_ids), ("restrict", restrict)]
+        with tf.control_dependencies(self._check(tf.shape(session_id)[0], session_id=session_id,
+                                                 rows_of=inputs)):
+            index, states, seen, new_session = self._run_sessions(session_id, item_id)
+        seen = tf.where(exclude_seen[:, None], seen, -1)
+        item_ids, scores, unknown = self._recommend(states, seen, candidate_ids, restrict)
+        return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0,
+                "new_session": new_session, "unknown_candidates": unknown}
 
     def _end_session(self, session_id):
         with tf.control_dependencies(self._check(tf.shape(session_id)[0], session_id=session_id)):
@@ -291,6 +404,15 @@ class ServingModule(tf.Module):
         known = index >= 0
         scores = self._model_score_items(self._output_of(state), tf.where(known, index, 0))
         return {"scores": tf.where(known, scores, -np.inf), "known": known}
+
+    def _set_blocklist(self, item_ids):
+        """Replaces the blocklist by the known ids of item_ids [n] (not bounded by max_rows:
+        a blocklist may hold the whole catalogue)."""
+        index = self.item_index.lookup(item_ids)
+        known = index >= 0
+        blocked = recommending.index_mask(tf.boolean_mask(index, known)[None, :], tf.size(self.available))
+        with tf.control_dependencies([self.available.assign(~blocked[0])]):
+            return {"known": tf.identity(known)}
 
 
 # ----- warm-up ----------------------------------------------------------------------------
@@ -338,10 +460,10 @@ def next_version(base):
 
 
 def check_export_args(k, capacity, version=None, max_rows=MAX_ROWS,
-                      max_session_id_bytes=MAX_SESSION_ID_BYTES):
+                      max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
     """Raises ExportError unless the arguments (version when given) are positive ints."""
     given = {"k": k, "capacity": capacity, "max_rows": max_rows,
-             "max_session_id_bytes": max_session_id_bytes}
+             "max_session_id_bytes": max_session_id_bytes, "max_seen": max_seen}
     given |= {} if version is None else {"version": version}
     for name, value in given.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -349,7 +471,7 @@ def check_export_args(k, capacity, version=None, max_rows=MAX_ROWS,
 
 
 def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_ROWS,
-                 max_session_id_bytes=MAX_SESSION_ID_BYTES):
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
     """Writes `model` as `<out>/<version>/` (SavedModel + warm-up requests); returns that path.
 
     The version folder is written under a temporary name in `out` (not numeric, so TF
@@ -357,14 +479,16 @@ def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_
     a failed export leaves nothing behind.
 
     Args:
-        model: a trained `GRU4Rec`.
+        model: a trained `GRU4Rec`; its blocklist (`model.set_blocklist`) is the export's
+            initial one.
         out: the model's base path (TF Serving's `--model_base_path`).
         version: positive int; default one more than the highest existing version, or 1.
         k: recommendations per row.
         capacity: most sessions the `stateful` signature keeps (LRU eviction beyond).
         max_rows, max_session_id_bytes: request limits (see `ServingModule`).
+        max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
     """
-    check_export_args(k, capacity, version, max_rows, max_session_id_bytes)
+    check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen)
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
@@ -374,7 +498,7 @@ def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_
     remove_leftovers(final)
     with atomic_directory(final) as tmp:
         module = ServingModule(model, k=k, capacity=capacity, max_rows=max_rows,
-                               max_session_id_bytes=max_session_id_bytes)
+                               max_session_id_bytes=max_session_id_bytes, max_seen=max_seen)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
     return final

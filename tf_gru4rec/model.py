@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_gru4rec import losses as losses_module
+from tf_gru4rec import recommending
 from tf_gru4rec.data import ItemMap
 
 
@@ -153,6 +154,7 @@ class GRU4Rec(keras.Model):
             if n_items is None:
                 raise ValueError("give `n_items` or `item_ids`")
             self.item_map = ItemMap(np.arange(n_items))
+        self.blocked = np.zeros(len(self.item_map), bool)  # see set_blocklist
         layers = [int(u) for u in (layers if isinstance(layers, (list, tuple)) else [layers])]
         if not layers or min(layers) < 1:
             raise ValueError(f"`layers` should be a non-empty list of positive ints. Received: {layers}.")
@@ -435,53 +437,47 @@ class GRU4Rec(keras.Model):
         self.train_state.assign(tf.zeros_like(self.train_state))
 
     # ----- recommendations -----------------------------------------------------------------
-    def recommend(self, sessions, k=20, exclude_seen=False):
+    def set_blocklist(self, ids):
+        """Items `recommend` never returns (and the export's initial blocklist); replaces the last.
+
+        Not saved with the model: a serving setting, set again after loading.
+
+        Returns:
+            dict with `blocked` (items now blocked) and `unknown` (ids skipped as unknown).
+        """
+        self.blocked, unknown = recommending.blocked_mask(self.item_map, ids)
+        return {"blocked": int(self.blocked.sum()), "unknown": unknown}
+
+    @property
+    def blocklist(self):
+        """Original ids of the blocked items, in index order."""
+        return self.item_map.ids[self.blocked]
+
+    def recommend(self, sessions, k=20, exclude_seen=False, blocklist=None, candidates=None):
         """Top-k next items for click sequences given in original item ids.
+
+        Items blocked by `set_blocklist` are never returned. When fewer than k items are
+        allowed, the remaining slots hold `recommending.pad_id` (-1, or "" for string ids)
+        with score -inf.
 
         Args:
             sessions: list of click sequences (each a list of original item ids).
             k: number of recommendations.
             exclude_seen: drop items the session already clicked.
+            blocklist: ids blocked for this call only, on top of the model's blocklist.
+            candidates: restrict the ranking to these ids (re-ranking), with the scores of
+                full-catalogue scoring: one list of ids for all sessions, or one list per
+                session (None: that session is not restricted).
 
         Returns:
             (item_ids [n, k] original ids, scores [n, k] float32, report) where report is a
-            dict with `unknown` (per session, the ids skipped as unknown to the model) and
+            dict with `unknown` (per session, the click ids skipped as unknown to the model),
             `empty` (indices of sessions with no known item; they get the recommendations
-            of an empty session).
+            of an empty session), `unknown_blocklist` (ids of `blocklist` skipped),
+            `unknown_candidates` (per session, the candidate ids skipped) and `padded` (per
+            session, the number of padded slots).
         """
-        k = int(min(k, self.n_items))
-        mapped, unknown = [], []
-        for clicks in sessions:
-            clicks = list(clicks)
-            idx = self.item_map.lookup(np.asarray(clicks)) if clicks else np.zeros(0, np.int64)
-            unknown.append([c for c, i in zip(clicks, idx) if i < 0])
-            mapped.append(idx[idx >= 0])
-        n, length = len(mapped), max([len(m) for m in mapped] + [1])
-        items = np.zeros((n, length), np.int32)
-        mask = np.zeros((n, length), bool)
-        for i, m in enumerate(mapped):
-            items[i, : len(m)], mask[i, : len(m)] = m, True
-        ids, scores = self._recommend(tf.constant(items), tf.constant(mask), k, exclude_seen)
-        report = {"unknown": unknown, "empty": [i for i, m in enumerate(mapped) if len(m) == 0]}
-        return self.item_map.ids[ids.numpy()], scores.numpy(), report
-
-    @tf.function(reduce_retracing=True)
-    def _recommend(self, items, mask, k, exclude_seen):
-        state = self.initial_state(tf.shape(items)[0])
-        h = tf.zeros([tf.shape(items)[0], self.layer_sizes[-1]])
-        for t in tf.range(tf.shape(items)[1]):
-            new_state, new_h = self.step(items[:, t], state)
-            state = tf.where(mask[:, t : t + 1], new_state, state)
-            h = tf.where(mask[:, t : t + 1], new_h, h)
-        scores = self.score_all(h)
-        if exclude_seen:
-            rows = tf.broadcast_to(tf.range(tf.shape(items)[0])[:, None], tf.shape(items))
-            seen = tf.boolean_mask(tf.stack([rows, items], axis=-1), mask)
-            scores = tf.tensor_scatter_nd_update(
-                scores, seen, tf.fill(tf.shape(seen)[:1], -np.inf)
-            )
-        top = tf.math.top_k(scores, k)
-        return top.indices, top.values
+        return recommending.recommend(self, sessions, k, exclude_seen, blocklist, candidates)
 
     # ----- persistence ---------------------------------------------------------------------
     def get_config(self):

@@ -5,9 +5,12 @@
     client.end_session("s1")
     item_ids, scores, state = client.step([37220], state=None)   # stateless: you keep state
     item_ids, scores, state = client.step([37204], state)
+    client.next_items("s2", 37220, exclude_seen=True, candidates=[37204, 37205])   # business rules
+    client.set_blocklist([37204])                          # this server process's blocklist
 
     python -m tf_gru4rec.serving.client --server 127.0.0.1:8500 --model gru4rec --session s1 \
-        --items 37220,37204 [--k 5] [--end-session]
+        --items 37220,37204 [--k 5] [--end-session] [--exclude-seen] [--candidates ID,ID,...]
+        [--set-blocklist FILE]
 
 Dtypes come from the served signatures (`GetModelMetadata`), so item ids are sent as int64
 or string, whichever the model was trained with; string outputs come back as `str`.
@@ -18,21 +21,47 @@ from __future__ import annotations
 import functools
 import sys
 
-from tf_gru4rec.cli import ArgumentParser, add_output_options, parse_then_import_tensorflow
+from tf_gru4rec.cli import (
+    ArgumentParser,
+    UsageError,
+    add_output_options,
+    parse_then_import_tensorflow,
+    read_id_list,
+)
+
+
+class ClientParser(ArgumentParser):
+    """Also checks which options go together, so a bad combination answers before TensorFlow
+    loads."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.items is None and parsed.set_blocklist is None:
+            self.error("give --session and --items, or --set-blocklist")
+        if parsed.items is not None and parsed.session is None:
+            self.error("--items needs --session")
+        return parsed
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
+    parser = ClientParser(
         prog="python -m tf_gru4rec.serving.client",
         description="Sends a session's clicks; prints the recommendations after each click.",
     )
     parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
     parser.add_argument("--model", default="gru4rec", help="model name")
     parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--session", required=True, help="session id")
-    parser.add_argument("--items", required=True, help="comma-separated item ids, in click order")
+    parser.add_argument("--session", help="session id (with --items)")
+    parser.add_argument("--items", help="comma-separated item ids, in click order")
     parser.add_argument("--k", type=int, default=None, help="default: the exported k")
     parser.add_argument("--end-session", action="store_true", help="free the session afterwards")
+    parser.add_argument("--exclude-seen", action="store_true",
+                        help="never recommend the session's clicked items")
+    parser.add_argument("--candidates", default=None, metavar="ID,ID,...",
+                        help="recommend only among these item ids (re-ranking)")
+    parser.add_argument("--set-blocklist", default=None, metavar="FILE",
+                        help="first replace the server's blocklist by the ids of FILE, one per line "
+                             "(alone: only that)")
     add_output_options(parser, quiet=False)
     return parser
 
@@ -48,6 +77,8 @@ from tensorflow_serving.apis import (  # noqa: E402
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+
+from tf_gru4rec.recommending import per_session  # noqa: E402
 
 
 def _decode(array):
@@ -116,6 +147,26 @@ class GRU4RecClient:
         return tf.dtypes.as_dtype(self.signature_defs["step"].inputs["item_id"].dtype)
 
     @property
+    def pad_id(self):
+        """The id padding request rows and result slots: -1, or "" for string item ids."""
+        return -1 if self.item_dtype == tf.int64 else ""
+
+    def _padded(self, rows):
+        """Lists of ids -> [len(rows), longest] padded with `pad_id`."""
+        width = max([len(r) for r in rows] + [0])
+        return [list(r) + [self.pad_id] * (width - len(r)) for r in rows]
+
+    def rules_inputs(self, rows, exclude_seen=False, candidates=None):
+        """The rule inputs of the `*_rules` signatures for `rows` rows.
+
+        candidates: None, one list of ids for all rows, or one list (or None) per row.
+        """
+        candidates = per_session(candidates, rows)
+        return {"exclude_seen": [bool(exclude_seen)] * rows,
+                "candidate_ids": np.reshape(self._padded([c or [] for c in candidates]), (rows, -1)),
+                "restrict": [c is not None for c in candidates]}
+
+    @property
     def state_size(self):
         """H, the width of a session state."""
         return self._output_dim("step", "state")
@@ -141,19 +192,29 @@ class GRU4RecClient:
         return {key: _decode(tf.make_ndarray(t)) for key, t in response.outputs.items()}
 
     # ----- stateful: the server keeps each session's state -------------------------------
-    def next_items_batch(self, session_ids, item_ids, k=None):
+    def next_items_batch(self, session_ids, item_ids, k=None, exclude_seen=False, candidates=None):
         """One click for each of B sessions (a session may repeat: processed in order).
 
-        Returns (item_ids [B, k], scores [B, k]).
+        exclude_seen: never recommend the session's clicks (the server remembers its last
+        `max_seen`); candidates: recommend only among these ids (one list for all rows or one
+        per row). Either calls `stateful_rules` (its `unknown_candidates` output counts the
+        skipped candidate ids: `predict` it to read them). Blocked items are never returned.
+        Returns (item_ids [B, k], scores [B, k]); slots no allowed item is left for hold
+        `pad_id` with score -inf.
         """
-        sessions = [str(s) for s in session_ids]
-        out = self.predict("stateful", {"session_id": sessions, "item_id": item_ids})
+        inputs = {"session_id": [str(s) for s in session_ids], "item_id": item_ids}
+        if exclude_seen or candidates is not None:
+            out = self.predict("stateful_rules",
+                               {**inputs, **self.rules_inputs(len(item_ids), exclude_seen, candidates)})
+        else:
+            out = self.predict("stateful", inputs)
         k = _truncate(k, out["item_ids"].shape[1])
         return out["item_ids"][:, :k], out["scores"][:, :k]
 
-    def next_items(self, session_id, item_id, k=None):
+    def next_items(self, session_id, item_id, k=None, exclude_seen=False, candidates=None):
         """Records a click of a session; returns the next items (item_ids [k], scores [k])."""
-        item_ids, scores = self.next_items_batch([session_id], [item_id], k)
+        item_ids, scores = self.next_items_batch([session_id], [item_id], k, exclude_seen,
+                                                 None if candidates is None else [candidates])
         return item_ids[0], scores[0]
 
     def end_sessions(self, session_ids):
@@ -164,14 +225,23 @@ class GRU4RecClient:
         return bool(self.end_sessions([session_id])[0])
 
     # ----- stateless: the caller keeps the state --------------------------------------------
-    def step(self, item_ids, state=None, k=None):
+    def step(self, item_ids, state=None, k=None, seen=None, candidates=None):
         """One click for each of B sessions whose states [B, H] you carry (None: new sessions).
 
+        seen: per row, the session's earlier clicks, which are not recommended (nor is the
+        row's click): exclude_seen with the clicks you carry. candidates: as in
+        `next_items_batch`. Either calls `step_rules`.
         Returns (item_ids [B, k], scores [B, k], new state [B, H]).
         """
         if state is None:
             state = np.zeros((len(item_ids), self.state_size), np.float32)
-        out = self.predict("step", {"item_id": item_ids, "state": state})
+        inputs = {"item_id": item_ids, "state": state}
+        if seen is not None or candidates is not None:
+            rules = self.rules_inputs(len(item_ids), seen is not None, candidates)
+            seen_ids = np.reshape(self._padded(seen or [[]] * len(item_ids)), (len(item_ids), -1))
+            out = self.predict("step_rules", {**inputs, **rules, "seen_ids": seen_ids})
+        else:
+            out = self.predict("step", inputs)
         k = _truncate(k, out["item_ids"].shape[1])
         return out["item_ids"][:, :k], out["scores"][:, :k], out["state"]
 
@@ -182,6 +252,18 @@ class GRU4RecClient:
         """
         out = self.predict("score_items", {"state": state, "candidate_ids": candidate_ids})
         return out["scores"], out["known"]
+
+    # ----- blocklist --------------------------------------------------------------------------
+    def set_blocklist(self, item_ids):
+        """Replaces the blocklist of the server process that answers (each replica needs its
+        own call; a restart or new version starts from the export's blocklist).
+
+        Returns {"blocked": items now blocked, "unknown": ids skipped as unknown}.
+        """
+        ids = list(item_ids)
+        known = self.predict("set_blocklist", {"item_ids": np.reshape(ids, (-1,))})["known"]
+        return {"blocked": len({i for i, ok in zip(ids, known) if ok}),
+                "unknown": [i for i, ok in zip(ids, known) if not ok and i != self.pad_id]}
 
 
 # ----- command line -----------------------------------------------------------------------
@@ -196,28 +278,64 @@ def parse_item(text, integer_ids):
 
 
 def format_click(item_id, item_ids, scores, unknown):
-    """One printed line: the click, then `id (score)` of each recommendation."""
+    """One printed line: the click, then `id (score)` of each recommendation (padded slots,
+    score -inf, left out)."""
     flag = " [unknown item: state unchanged]" if unknown else ""
-    recs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(item_ids, scores))
+    recs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(item_ids, scores) if s != -np.inf)
     return f"{item_id}{flag} -> {recs}"
+
+
+def parse_items(texts, integer_ids):
+    """Ids typed on the command line or in a file -> (ids to send, ids skipped: not integers)."""
+    if not integer_ids:
+        return list(texts), []
+    ids, skipped = [], []
+    for text in texts:
+        try:
+            ids.append(int(text))
+        except ValueError:
+            skipped.append(text)
+    return ids, skipped
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    items = [i.strip() for i in args.items.split(",") if i.strip()]
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        parser.exit(2, f"{parser.prog}: error: {e} (see --help)\n")
+    split = lambda text: [i.strip() for i in text.split(",") if i.strip()]  # noqa: E731
     try:
         with GRU4RecClient(args.server, args.model, args.version) as client:
-            clicks = [parse_item(i, client.item_dtype == tf.int64) for i in items]
-            for text, item in zip(items, clicks):
-                out = client.predict("stateful", {"session_id": [args.session], "item_id": [item]})
+            integer_ids = client.item_dtype == tf.int64
+            if args.set_blocklist is not None:
+                ids, skipped = parse_items(read_id_list(args.set_blocklist), integer_ids)
+                done = client.set_blocklist(ids)
+                print(f"blocklist: {done['blocked']} items blocked, "
+                      f"{len(done['unknown']) + len(skipped)} unknown ids skipped")
+            items = split(args.items or "")
+            candidates, not_integers = None, []
+            if args.candidates is not None:
+                candidates, not_integers = parse_items(split(args.candidates), integer_ids)
+            rules = {}
+            if args.exclude_seen or candidates is not None:
+                rules = client.rules_inputs(1, args.exclude_seen, candidates)
+            for text in items:
+                item = parse_item(text, integer_ids)
+                inputs = {"session_id": [args.session], "item_id": [item], **rules}
+                out = client.predict("stateful_rules" if rules else "stateful", inputs)
                 k = _truncate(args.k, out["item_ids"].shape[1])
                 recs = out["item_ids"][0, :k], out["scores"][0, :k]
                 print(format_click(text, *recs, out["unknown_item"][0]))
+            if candidates is not None and items:
+                unknown = int(out["unknown_candidates"][0]) + len(not_integers)
+                print(f"candidates: {unknown} unknown ids skipped")
             if args.end_session:
                 client.end_session(args.session)
     except grpc.RpcError as e:
         parser.exit(1, f"{parser.prog}: error: {e.code().name}: {e.details()}\n")
+    except OSError as e:  # an unreadable --set-blocklist file
+        parser.exit(1, f"{parser.prog}: error: {e}\n")
     except ValueError as e:
         parser.exit(2, f"{parser.prog}: error: {e}\n")
     return 0
