@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,16 +33,6 @@ RUNS = {  # name: (per-replica batch, extra command-line arguments, worker proce
 }
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def run(name: str, train: Path, test: Path, epochs: int, timeout: int) -> dict:
     batch, extra, workers = RUNS[name]
     command = [sys.executable, "-m", "tf_gru4rec.train", str(train), "--test", str(test), "--json",
@@ -54,11 +43,11 @@ def run(name: str, train: Path, test: Path, epochs: int, timeout: int) -> dict:
         out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
         outs = [out]
     else:
-        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(workers)]}
+        from tf_gru4rec.distribute import local_cluster
+
         procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env={**env, "TF_CONFIG": json.dumps(
-                                      {"cluster": cluster, "task": {"type": "worker", "index": i}})})
-                 for i in range(workers)]
+                                  env={**env, "TF_CONFIG": config})
+                 for config in local_cluster(workers)]
         outs = []
         for p in procs:
             stdout, stderr = p.communicate(timeout=timeout)

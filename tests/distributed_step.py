@@ -17,24 +17,15 @@ from tf_gru4rec.losses import CrossEntropy
 from tf_gru4rec.model import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
 
+from gru4rec_reference import session_data  # this script's folder is on sys.path
+
 REPLICAS, B, S, LAYERS = 2, 2, 3, [5, 4]
 
 
 def reference_data():
     """Ten sessions of a few items: 5 per replica, so slots reset mid-epoch and one
     replica's shard ends before the other's (it then runs inactive steps)."""
-    import pandas as pd
-
-    from tf_gru4rec.data import SessionData
-
-    lengths = [4, 2, 2, 3, 3, 2, 5, 2, 2, 2]
-    rng = np.random.default_rng(7)
-    rows, t = [], 0
-    for s, n in enumerate(lengths):
-        for _ in range(n):
-            rows.append((s, int(rng.integers(6)), t))
-            t += 1
-    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+    return session_data([4, 2, 2, 3, 3, 2, 5, 2, 2, 2])
 
 
 def main(out):
@@ -45,6 +36,9 @@ def main(out):
                         dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11)
         model.compile(optimizer=AdagradM(0.2, momentum=0.3), loss=CrossEntropy(logq=1.0))
     initial = {w.path: w.numpy() for w in model.trainable_weights}
+    # The real masks' uniforms at three (epoch, step) positions, on both replicas.
+    masks = [strategy.experimental_local_results(strategy.run(
+        lambda p=p: model._dropout_noise(1, B, tf.constant(p)))) for p in ([0, 3], [1, 3], [0, 3])]
     batchers = distribute.replica_batchers(data, strategy, B, n_sample=S, seed=5)
     steps = batchers[0].n_steps
     recorded = [[] for _ in batchers]
@@ -61,7 +55,7 @@ def main(out):
     model._dropout_noise = replica_noise
     history = model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0)
     opt = model.optimizer
-    arrays = {"noise": noise, "support": data.support(), "loss": history.history["loss"][0],
+    arrays = {"noise": noise, "masks": np.array([[m.numpy() for m in r] for r in masks]), "support": data.support(), "loss": history.history["loss"][0],
               "events": history.history["events"][0]}
     for w in model.trainable_weights:
         i = opt._get_variable_index(w)

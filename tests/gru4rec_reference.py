@@ -15,6 +15,22 @@ import numpy as np
 import tensorflow as tf
 
 
+def session_data(lengths, n_items=6, seed=7):
+    """Sessions of the given lengths over a few items (so the same item is often input,
+    target and sample within a step), in time order."""
+    import pandas as pd
+
+    from tf_gru4rec.data import SessionData
+
+    rng = np.random.default_rng(seed)
+    rows, t = [], 0
+    for s, n in enumerate(lengths):
+        for _ in range(n):
+            rows.append((s, int(rng.integers(n_items)), t))
+            t += 1
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
 def weights_of(model) -> dict:
     """The model's weights as float64 arrays, keyed as above."""
     return {w.path.removeprefix(f"{model.name}/"): np.asarray(w.numpy(), np.float64)

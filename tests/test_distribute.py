@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -27,20 +25,12 @@ from tf_gru4rec.model import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
 from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
 
+from gru4rec_reference import session_data as sessions
+
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 300  # seconds per process; a run takes well under a minute
 PARAMS = ("loss=cross-entropy,logq=1.0,layers=16,batch_size=8,n_sample=32,dropout_p_hidden=0.2,"
           "dropout_p_embed=0.1,learning_rate=0.1,momentum=0.3,n_epochs=2,seed=3")
-
-
-def sessions(lengths, n_items=6, seed=7):
-    rng = np.random.default_rng(seed)
-    rows, t = [], 0
-    for s, n in enumerate(lengths):
-        for _ in range(n):
-            rows.append((s, int(rng.integers(n_items)), t))
-            t += 1
-    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
 
 
 def test_shard_deals_sessions_in_turn_keeping_time_order():
@@ -74,6 +64,14 @@ def test_replica_batchers_pad_to_the_longest_shard_and_share_negatives():
     np.testing.assert_allclose(b["column_log_q"][0, :2], support[b["targets"][0]])
     with pytest.raises(ValueError, match="6 training sessions cannot be shared by 8 replicas"):
         distribute.replica_batchers(data, type("Eight", (), {"num_replicas_in_sync": 8})(), 2)
+
+
+def test_local_cluster_configs():
+    configs = [json.loads(c) for c in distribute.local_cluster(2)]
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(2)]
+    hosts = configs[0]["cluster"]["worker"]
+    assert configs[1]["cluster"]["worker"] == hosts and len(set(hosts)) == 2
+    assert all(h.startswith("127.0.0.1:") for h in hosts)
 
 
 def test_strategy_settings_are_checked():
@@ -151,17 +149,13 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
         active = z[f"block/{r}/valid"][-1, 0]
         np.testing.assert_allclose(z[f"state/{r}"][active], reference.states[r][active], rtol=1e-4, atol=1e-5)
     assert float(z["loss"]) == pytest.approx(np.mean(reference.step_losses), rel=1e-4)
+    # Real dropout uniforms [position, replica, ...]: replicas differ, epochs differ, and a
+    # position gives the same numbers again (what makes a run reproducible and a mirrored
+    # run equal a multi-worker one).
+    masks = z["masks"]
+    assert not np.allclose(masks[0, 0], masks[0, 1]) and not np.allclose(masks[0, 0], masks[1, 0])
+    np.testing.assert_array_equal(masks[0], masks[2])
     assert float(z["events"]) == sum(z[f"block/{r}/valid"].sum() for r in range(2))
-
-
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _train(train_file, save, extra, env=None):
@@ -190,11 +184,8 @@ def test_mirrored_and_multi_worker_runs_give_one_model_that_saves_loads_evaluate
     train_df.to_csv(train_file, sep="\t", index=False)
     (mirrored_out,) = _finish([_train(train_file, tmp_path / "mirrored",
                                       ["--distribute", "mirrored", "--replicas", "2"])])
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    workers = _finish([
-        _train(train_file, tmp_path / "workers", ["--distribute", "multi-worker"],
-               {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})})
-        for i in range(2)])
+    workers = _finish([_train(train_file, tmp_path / "workers", ["--distribute", "multi-worker"],
+                              {"TF_CONFIG": config}) for config in distribute.local_cluster(2)])
     assert "not the chief worker" in workers[1][1] and "saved the model" in workers[0][1]
     assert "on 2 replica(s)" in mirrored_out[1] and "on 2 replica(s)" in workers[0][1]
 

@@ -241,14 +241,9 @@ def reference_data():
     """Six sessions laid out in B=4 slots over 3 steps: all slots start at step 0; slots 1
     and 2 switch sessions at step 1 (resets mid-block); slots 2 and 3 are inactive at step 2.
     Few items, so the same item is input, target and sample within a step."""
-    lengths = [4, 2, 2, 3, 3, 2]
-    rng = np.random.default_rng(7)
-    rows, t = [], 0
-    for s, n in enumerate(lengths):
-        for _ in range(n):
-            rows.append((s, int(rng.integers(6)), t))
-            t += 1
-    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+    from gru4rec_reference import session_data
+
+    return session_data([4, 2, 2, 3, 3, 2])
 
 
 REFERENCE_CASES = {

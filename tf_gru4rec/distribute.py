@@ -25,7 +25,9 @@ Plain Keras use:
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 
 import tensorflow as tf
 
@@ -123,6 +125,21 @@ def distributed_dataset(strategy: tf.distribute.Strategy, batchers, prefetch: in
         return ds.prefetch(prefetch).with_options(options)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def local_cluster(workers: int) -> list[str]:
+    """`TF_CONFIG` values for `workers` worker processes on 127.0.0.1 (free ports), one per
+    worker in index order: to try multi-worker training on one machine."""
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    finally:
+        for s in sockets:
+            s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+            for i in range(workers)]
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
