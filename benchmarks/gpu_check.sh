@@ -28,6 +28,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's tf_gru4rec, also for scripts
 python="${PYTHON:-python}"
 
 tests=(tests/test_model.py tests/test_losses.py tests/test_optimizers.py tests/test_evaluation.py tests/test_export.py)

@@ -122,8 +122,10 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     from gru4rec_reference import ReferenceTrainer
 
     out = tmp_path / "step.npz"
+    # PYTHONPATH: the script must import this checkout's tf_gru4rec, as `-m` runs do.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
     subprocess.run([sys.executable, str(HERE / "distributed_step.py"), str(out)], check=True,
-                   timeout=TIMEOUT, capture_output=True)
+                   timeout=TIMEOUT, capture_output=True, env=env)
     z = np.load(out)
     valid = z["block/1/valid"][:, 0]
     assert valid.any(axis=1).tolist() == [True] * 3 + [False] * 4  # replica 1 ends first
