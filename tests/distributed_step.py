@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -53,10 +54,15 @@ def main(out):
         return tf.gather_nd(noise, [[replica, position[1]]])[0]
 
     model._dropout_noise = replica_noise
-    history = model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0)
+    batch_logs = []  # what callbacks see after each step (Keras averages the replicas' logs)
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batch_logs.append(logs))
+    history = model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0,
+                        callbacks=[record])
     opt = model.optimizer
     arrays = {"noise": noise, "masks": np.array([[m.numpy() for m in r] for r in masks]), "support": data.support(), "loss": history.history["loss"][0],
-              "events": history.history["events"][0]}
+              "events": history.history["events"][0],
+              "batch_events": [float(logs["events"]) for logs in batch_logs],
+              "batch_loss": [float(logs["loss"]) for logs in batch_logs]}
     for w in model.trainable_weights:
         i = opt._get_variable_index(w)
         arrays[f"initial/{w.path}"] = initial[w.path]

@@ -157,7 +157,11 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     masks = z["masks"]
     assert not np.allclose(masks[0, 0], masks[0, 1]) and not np.allclose(masks[0, 0], masks[1, 0])
     np.testing.assert_array_equal(masks[0], masks[2])
-    assert float(z["events"]) == sum(z[f"block/{r}/valid"].sum() for r in range(2))
+    valid_per_step = sum(z[f"block/{r}/valid"][:, 0].sum(axis=1) for r in range(2))
+    assert float(z["events"]) == valid_per_step.sum()
+    # Per-step logs (progress bar, callbacks): running totals over both replicas.
+    np.testing.assert_array_equal(z["batch_events"], np.cumsum(valid_per_step))
+    np.testing.assert_allclose(z["batch_loss"], np.cumsum(reference.step_losses) / np.arange(1, 8), rtol=1e-4)
 
 
 def _train(train_file, save, extra, env=None):
