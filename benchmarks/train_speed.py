@@ -5,7 +5,8 @@
         [--max-events N] [--out results.json]
 
 `--batch-sizes` runs every configuration at its published batch size and/or others;
-`--max-events` trains on the first N clicks only (a quick check, e.g. the GPU dry run).
+`--max-events` trains and evaluates on the first N clicks only (a quick check, e.g. the GPU
+dry run).
 
 Each configuration runs in a fresh subprocess (so peak memory is its own) through the
 library's normal path (`tf_gru4rec.training.train`, i.e. `model.fit`). Reported:
@@ -77,11 +78,11 @@ def run_one(name: str, data_dir: Path, epochs: int, batch_size: int | None = Non
     params = parse_params(CONFIGS[name], n_epochs=epochs, seed=1)
     if batch_size:
         params = parse_params(params, batch_size=batch_size)
-    clicks = read_sessions(data_dir / "train_full.tsv")
-    if max_events:  # whole sessions, up to the one holding click max_events
-        clicks = clicks[clicks["SessionId"].isin(clicks["SessionId"].iloc[:max_events].unique())]
+    clicks, test = read_sessions(data_dir / "train_full.tsv"), read_sessions(data_dir / "test.tsv")
+    if max_events:  # whole sessions, up to the one holding click max_events (test too)
+        first = lambda df: df[df["SessionId"].isin(df["SessionId"].iloc[:max_events].unique())]  # noqa: E731
+        clicks, test = first(clicks), first(test)
     train_data = SessionData.from_frame(clicks)
-    test = read_sessions(data_dir / "test.tsv")
     result = train(train_data, params, verbose=0)
     hist = result.history.history
     steps = params.build_batcher(train_data).schedule.n_steps * epochs
@@ -130,7 +131,7 @@ def main(argv=None):
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--batch-sizes", nargs="+", default=["published"], metavar="B",
                         help="'published' (each configuration's own) and/or batch sizes")
-    parser.add_argument("--max-events", type=int, help="train on the first N clicks only")
+    parser.add_argument("--max-events", type=int, help="train and evaluate on the first N clicks only")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)

@@ -1,5 +1,8 @@
 """benchmarks/gpu_check.sh, the GPU readiness script: its CPU dry run exercises every line
-(the tests it selects, all four benchmark runs, the table), so the GPU run is ready."""
+(the tests it selects, all four benchmark runs, the table), so the GPU run is ready.
+
+The dry run takes about 80 s (five processes that each start TensorFlow), so it runs with
+`pytest -m slow`, keeping the default run short; the argument checks run by default."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def run(*args, timeout=900):
                           timeout=timeout, env={**os.environ, "PYTHON": sys.executable})
 
 
+@pytest.mark.slow
 def test_cpu_dry_run_runs_the_tests_and_prints_one_table(shared_data):
     if not (shared_data / "yoochoose1_64" / "train_full.tsv").exists():
         pytest.skip("no ../shared/data/yoochoose1_64")
