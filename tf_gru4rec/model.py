@@ -297,8 +297,10 @@ class GRU4Rec(keras.Model):
         variables. `jit_compile` defaults to XLA on one device; under a tf.distribute
         strategy it is off (a replica's gradient sync cannot run inside XLA on CPUs).
         """
-        if jit_compile is None or tf.distribute.has_strategy():
-            jit_compile = not tf.distribute.has_strategy()
+        if tf.distribute.has_strategy():
+            jit_compile = False
+        elif jit_compile is None:
+            jit_compile = True
         from tf_gru4rec.optimizers import AdagradM
 
         if isinstance(loss, str):

@@ -94,7 +94,6 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def __init__(self, directory, batcher, fingerprint):
         super().__init__()
         self.directory, self.batcher, self.fingerprint = os.fspath(directory), batcher, fingerprint
-        # Data-parallel replicas' samplers share a seed and stay in step: one state for all.
 
     def on_epoch_end(self, epoch, logs=None):
         remove_leftovers(self.directory)
@@ -214,6 +213,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         for batcher in batchers:  # the epoch count seeds data-parallel dropout masks
             batcher.epoch = initial_epoch
         if distribute_module.is_chief(strategy):  # the other workers only read it
+            # Replicas' samplers share a seed and stay in step: replica 0's state is everyone's.
             all_callbacks.append(EpochCheckpoint(checkpoint_dir, batchers[0], fingerprint))
     if validation is not None:
         all_callbacks.append(EvaluationCallback(validation, cutoffs, mode, protocol=protocol))
