@@ -422,7 +422,8 @@ class SessionParallelBatcher:
         reset, valid: bool [K, B]
         negatives: int32 [K, S] extra negatives, shared by the step's rows
         rows: int32 [K, U] distinct item-table rows touched per step (see `unique_rows`)
-        input_pos: int32 [K, B] position of each input in `rows`
+        input_pos: int32 [K, B] position of each input in `rows`; only with
+            `inputs_in_rows` (its presence tells the model the layout: `check_blocks`)
         column_pos: int32 [K, B + S] position of each score column (targets, then
             negatives) in `rows`
         column_log_q: float32 [K, B + S] log sampling probability (up to a constant)
@@ -454,7 +455,7 @@ class SessionParallelBatcher:
         self,
         data: SessionData,
         batch_size: int,
-        n_sample: int = 0,
+        n_sample: int = 2048,
         sample_alpha: float = 0.5,
         block_steps: int = 100,
         sample_cache_size: int = 10_000_000,
@@ -529,41 +530,44 @@ class SessionParallelBatcher:
                 touched.insert(0, np.where(valid, inputs, -1))
             rows, positions = unique_rows(np.concatenate(touched, axis=1), self.width)
             offset = B if self.inputs_in_rows else 0
-            input_pos = positions[:, :B] if self.inputs_in_rows else np.zeros((K, B), np.int32)
             column_log_q = np.concatenate(
                 [self._log_support[targets], self._sample_alpha * self._log_support[negatives]],
                 axis=1,
             )
-            yield {
+            block = {
                 "inputs": inputs,
                 "targets": targets,
                 "reset": reset,
                 "valid": valid,
                 "negatives": negatives,
                 "rows": rows,
-                "input_pos": input_pos,
                 "column_pos": positions[:, offset:],
                 "column_log_q": column_log_q,
                 "n_steps": np.int32(n),
                 "position": np.array([epoch, start], np.int32),
             }
+            if self.inputs_in_rows:
+                block["input_pos"] = positions[:, :B]
+            yield block
 
     def element_spec(self) -> dict:
         K, B, S, U = self.block_steps, self.batch_size, self.n_sample, self.width
         spec = lambda shape, dtype: tf.TensorSpec(shape, dtype)  # noqa: E731
-        return {
+        specs = {
             "inputs": spec([K, B], tf.int32),
             "targets": spec([K, B], tf.int32),
             "reset": spec([K, B], tf.bool),
             "valid": spec([K, B], tf.bool),
             "negatives": spec([K, S], tf.int32),
             "rows": spec([K, U], tf.int32),
-            "input_pos": spec([K, B], tf.int32),
             "column_pos": spec([K, B + S], tf.int32),
             "column_log_q": spec([K, B + S], tf.float32),
             "n_steps": spec([], tf.int32),
             "position": spec([2], tf.int32),
         }
+        if self.inputs_in_rows:
+            specs["input_pos"] = spec([K, B], tf.int32)
+        return specs
 
     def dataset(self, prefetch: int = 4) -> tf.data.Dataset:
         """The epoch as a `tf.data.Dataset` of blocks; each iteration draws new negatives.

@@ -76,7 +76,7 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
 
 
 def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_size: int,
-                     n_sample: int = 0, sample_alpha: float = 0.5,
+                     n_sample: int = 2048, sample_alpha: float = 0.5,
                      sample_cache_size: int = 10_000_000, inputs_in_rows: bool = True,
                      seed: int | None = None) -> list[SessionParallelBatcher]:
     """One batcher per replica of `strategy` (all of them, so every worker agrees on the

@@ -120,7 +120,7 @@ class BPRMax(GRU4RecLoss):
     at 1e30 per row (reached only by |scores| beyond ~1e15: a diverged model).
     """
 
-    def __init__(self, bpreg: float = 1.0, elu_param: float = 0.0, **kwargs):
+    def __init__(self, bpreg: float = 1.0, elu_param: float = 0.5, **kwargs):
         if bpreg < 0 or elu_param < 0:
             raise ValueError(
                 f"`bpreg` and `elu_param` should be >= 0. Received: `bpreg` = {bpreg}, "

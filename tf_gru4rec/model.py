@@ -99,6 +99,36 @@ def _parse_embedding(embedding):
     )
 
 
+def check_blocks(shapes, embedding, batch_size):
+    """Raises a one-line ValueError when training blocks do not fit a model.
+
+    A shared-embedding model takes its inputs from the gathered output-table rows, so its
+    blocks need the inputs among the rows (`input_pos`, 2B + S rows per step); a separate
+    or one-hot model looks its inputs up in their own table (B + S rows, no `input_pos`).
+
+    Args:
+        shapes: block entry name -> shape, steps first (`SessionParallelBatcher.element_spec`).
+        embedding, batch_size: the model's.
+    """
+    B, S, U = shapes["inputs"][-1], shapes["negatives"][-1], shapes["rows"][-1]
+    if B != batch_size:
+        raise ValueError(f"training blocks of batch size {B} for a model built with "
+                         f"batch_size={batch_size}: build the batcher with the model's batch size")
+    shared = embedding == "shared"
+    if shared and "input_pos" not in shapes:
+        raise ValueError("training blocks without the inputs among their rows (inputs_in_rows="
+                         "False) for a shared-embedding model, whose inputs are rows of the "
+                         "output table: build the batcher with inputs_in_rows=True")
+    if not shared and "input_pos" in shapes:
+        raise ValueError(f"training blocks with the inputs among their rows (inputs_in_rows=True) "
+                         f"for a model with embedding={embedding!r}, whose inputs have a table of "
+                         "their own: build the batcher with inputs_in_rows=False")
+    need = (2 if shared else 1) * B + S
+    if U != need:
+        raise ValueError(f"training blocks of {U} rows per step: a model with batch_size={B} and "
+                         f"{S} extra negatives needs {'2B + S' if shared else 'B + S'} = {need}")
+
+
 @keras.saving.register_keras_serializable("tf_gru4rec")
 class GRU4Rec(keras.Model):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018) as a stateful Keras model.
@@ -136,7 +166,7 @@ class GRU4Rec(keras.Model):
         n_items=None,
         layers=(100,),
         embedding="shared",
-        batch_size=32,
+        batch_size=64,
         dropout_p_embed=0.0,
         dropout_p_hidden=0.0,
         item_ids=None,
@@ -318,9 +348,14 @@ class GRU4Rec(keras.Model):
         """`keras.Model.fit` that never shuffles: session-parallel blocks must stay in order
         (Keras ignores `shuffle` for datasets anyway, but warns when it is left True).
 
+        Blocks that do not fit the model (`check_blocks`) are refused before the first step
+        when the dataset's element spec tells (else by `train_step`, when it is traced).
         A distributed dataset's length is unknown until its first epoch ends, which Keras
         reports as input that "ran out of data": expected here, so not shown.
         """
+        spec = getattr(args[0] if args else kwargs.get("x"), "element_spec", None)
+        if isinstance(spec, dict) and all(isinstance(v, tf.TensorSpec) for v in spec.values()):
+            check_blocks({k: v.shape for k, v in spec.items()}, self.embedding, self.batch_size)
         with warnings.catch_warnings():
             if tf.distribute.has_strategy() or self._distribute_strategy is not None:
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -391,6 +426,7 @@ class GRU4Rec(keras.Model):
             # A distributed dataset leaves the step dimension unknown; its blocks have one step.
             data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
                     for k, v in data.items()}
+        check_blocks({k: v.shape for k, v in data.items()}, self.embedding, self.batch_size)
         n_steps = data["n_steps"]
         n_sample = data["negatives"].shape[-1]
         per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
@@ -433,10 +469,6 @@ class GRU4Rec(keras.Model):
             # Keras 3 averages multi-worker logs along axis 0, which scalars do not have.
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
-
-    def reset_train_state(self):
-        """Zeroes the slots' hidden state (a new epoch starts every slot with a new session)."""
-        self.train_state.assign(tf.zeros_like(self.train_state))
 
     # ----- recommendations -----------------------------------------------------------------
     def set_blocklist(self, ids):
