@@ -350,3 +350,25 @@ def test_model_refuses_blocks_whose_rows_do_not_fit():
     with pytest.raises(ValueError, match=r"blocks of 7 rows per step: .* needs 2B \+ S = 8"):
         model.train_step({k: tf.constant(v) for k, v in block.items()})
 
+
+@pytest.mark.parametrize("embedding", ["shared", 4, "none"])
+def test_padding_steps_change_nothing_on_one_device(embedding):
+    """An epoch padded with steps of inactive rows (a raised `n_steps`, as data-parallel
+    replicas' epochs are) ends where the unpadded one ends: every weight and optimizer slot
+    bit-identical (momentum 0.5; no extra negatives, so a padding step touches no item)."""
+    data = toy_data()
+
+    def trained(extra_steps):
+        model = GRU4Rec(item_ids=data.item_map.ids, layers=[5], embedding=embedding, batch_size=3, seed=1)
+        model.compile(optimizer=AdagradM(0.1, momentum=0.5), loss=CrossEntropy())
+        batcher = SessionParallelBatcher(data, 3, n_sample=0, block_steps=4,
+                                         inputs_in_rows=embedding == "shared")
+        batcher.n_steps += extra_steps
+        model.fit(batcher.dataset(), epochs=1, verbose=0)
+        return model
+
+    plain, padded = trained(0), trained(6)
+    for a, b in zip(plain.trainable_weights, padded.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+        for (kind, x), y in zip(plain.optimizer.slots(a).items(), padded.optimizer.slots(b).values()):
+            np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=f"{a.path} {kind}")

@@ -376,7 +376,8 @@ def unique_rows(item_lists: np.ndarray, width: int):
     Args:
         item_lists: int [K, L] items per step (inputs, targets, negatives; -1 = none).
         width: static row count U >= L; padding repeats the step's last row, so each
-            step's rows stay sorted (the optimizer then skips its sort).
+            step's rows stay sorted (the optimizer then skips its sort); a step without
+            any item (no active row, no extra negatives) is all padding, -1.
 
     Returns:
         rows int32 [K, U] and positions int32 [K, L] with rows[k, positions[k, j]] ==
@@ -384,8 +385,8 @@ def unique_rows(item_lists: np.ndarray, width: int):
 
     Deduplicating here, in the input pipeline, means the model gathers each touched row
     once and autodiff sums the gradient of repeated items; the optimizer gets sorted rows
-    (padding: zero-gradient repeats of the last row) and needs no sort inside the
-    compiled step, where sorting is slow.
+    (padding: zero-gradient repeats of the last row, or -1, which it skips) and needs no
+    sort inside the compiled step, where sorting is slow.
     """
     K, L = item_lists.shape
     # One stable sort per step on narrow keys (radix sort for uint16), absent (-1) last.
@@ -405,7 +406,7 @@ def unique_rows(item_lists: np.ndarray, width: int):
     rows = np.zeros((K, width), dtype=np.int32)
     keep = first & present
     rows[np.nonzero(keep)[0], rank[keep]] = ordered[keep]
-    last = rows[np.arange(K), np.maximum(n_rows - 1, 0)]
+    last = np.where(n_rows > 0, rows[np.arange(K), np.maximum(n_rows - 1, 0)], -1)
     return np.where(np.arange(width) >= n_rows[:, None], last[:, None], rows), positions
 
 
@@ -421,7 +422,8 @@ class SessionParallelBatcher:
         inputs, targets: int32 [K, B] item indices (0 where inactive)
         reset, valid: bool [K, B]
         negatives: int32 [K, S] extra negatives, shared by the step's rows
-        rows: int32 [K, U] distinct item-table rows touched per step (see `unique_rows`)
+        rows: int32 [K, U] distinct item-table rows touched per step, sorted, padded
+            (see `unique_rows`; -1 in a step that touches no item)
         input_pos: int32 [K, B] position of each input in `rows`; only with
             `inputs_in_rows` (its presence tells the model the layout: `check_blocks`)
         column_pos: int32 [K, B + S] position of each score column (targets, then

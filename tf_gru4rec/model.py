@@ -380,22 +380,42 @@ class GRU4Rec(keras.Model):
         """Scores of the step's targets and extra negatives: [B, B + S], positives on the diagonal.
 
         The touched rows of the output table are gathered once (`rows`, deduplicated in the
-        input pipeline), so its gradient reaches the optimizer as one slice per row.
+        input pipeline), so its gradient reaches the optimizer as one slice per row. Padding
+        (row -1 in `rows`, inactive rows' inputs) reads row 0 here; `_padding_marked` then
+        keeps its zero-gradient slices away from that row.
         """
-        wy_rows = _rows(self.wy, batch["rows"])  # [U, d]
-        by_rows = _rows(self.by, batch["rows"])  # [U]
+        wy_rows = _rows(self.wy, tf.maximum(batch["rows"], 0))  # [U, d]
+        by_rows = _rows(self.by, tf.maximum(batch["rows"], 0))  # [U]
         if self.embedding == "shared":
             x = tf.gather(wy_rows, batch["input_pos"])
         else:
-            # Inactive rows borrow an active row's item: zero gradient, no stray row update.
-            first_active = tf.argmax(tf.cast(batch["valid"], tf.int32), output_type=tf.int32)
-            items = tf.where(batch["valid"], batch["inputs"], batch["inputs"][first_active])
-            x = self._embed(items)
+            x = self._embed(batch["inputs"])  # inactive rows' inputs are 0
         new_state, h = self._advance(x, state, noise)
         # Score the distinct rows, then pick the columns: gathering [B, U] scores is cheaper
         # than gathering [B + S, d] row vectors (and its gradient a smaller scatter).
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
+
+    def _padding_marked(self, gradients, batch):
+        """The item tables' gradients with their padding slices at row -1, which AdagradM
+        skips: the `rows` padding of a step that touches no item, and (separate or one-hot
+        input) the inputs of inactive rows. Left on row 0, their zero slices would count as
+        a touch of row 0, which momentum then moves (spec section 5: untouched rows keep
+        value, accumulator and velocity); a data-parallel replica whose shard has ended
+        runs whole steps of them.
+
+        A gathered table's gradient lists the gathered indices in order (one gather per
+        table and step), so the marked indices replace them one for one.
+        """
+        marks = {id(self.wy): batch["rows"], id(self.by): batch["rows"]}
+        if self.embedding != "shared":
+            table = self.cells[0].wx if self.embedding == "none" else self.item_embedding
+            marks[id(table)] = tf.where(batch["valid"], batch["inputs"], -1)
+        return [
+            tf.IndexedSlices(g.values, marks[id(v)], g.dense_shape)
+            if isinstance(g, tf.IndexedSlices) and id(v) in marks else g
+            for g, v in zip(gradients, self.trainable_variables)
+        ]
 
     def _dropout_noise(self, block_steps, batch_size, position=None):
         """Uniform numbers for a block's dropout masks, [K, B, _noise_width], or None.
@@ -436,9 +456,8 @@ class GRU4Rec(keras.Model):
         # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
-        def body(t, state, loss_sum):
-            batch = {k: v[t] for k, v in per_step.items()}
-            state = tf.where(batch["reset"][:, None], 0.0, state)
+        def update(batch, state, t):
+            """One step's update; returns (its loss, the new state)."""
             y_true = {
                 "row_mask": batch["valid"],
                 "column_mask": tf.concat([batch["valid"], tf.ones([n_sample], tf.bool)], 0),
@@ -449,8 +468,19 @@ class GRU4Rec(keras.Model):
                     batch, state, None if noise is None else noise[t]
                 )
                 loss = self.loss(y_true, scores)
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
-            return t + 1, tf.stop_gradient(new_state), loss_sum + loss * replicas
+            gradients = self._padding_marked(tape.gradient(loss, variables), batch)
+            self.optimizer.apply(gradients, variables)
+            return loss, tf.stop_gradient(new_state)
+
+        def body(t, state, loss_sum):
+            batch = {k: v[t] for k, v in per_step.items()}
+            state = tf.where(batch["reset"][:, None], 0.0, state)
+            if tf.distribute.has_strategy():  # every replica joins each step's all-reduce
+                loss, state = update(batch, state, t)
+            else:  # a step without active rows (an epoch padded by raising n_steps) is none
+                loss, state = tf.cond(tf.reduce_any(batch["valid"]),
+                                      lambda: update(batch, state, t), lambda: (0.0, state))
+            return t + 1, state, loss_sum + loss * replicas
 
         if data["inputs"].shape[0] == 1:
             # No loop: a strategy's gradient all-reduce may not sit inside a while_loop.
