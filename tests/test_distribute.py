@@ -66,6 +66,24 @@ def test_replica_batchers_pad_to_the_longest_shard_and_share_negatives():
         distribute.replica_batchers(data, type("Eight", (), {"num_replicas_in_sync": 8})(), 2)
 
 
+def test_replica_batchers_build_the_sampling_table_once(monkeypatch):
+    """One alias table for all replicas (it was rebuilt per replica: slow start-up at ~1M
+    items); each replica keeps a sampler of its own, drawing the same negatives."""
+    from tf_gru4rec import sampling
+
+    built = []
+    alias_table = sampling.alias_table
+    monkeypatch.setattr(sampling, "alias_table", lambda p: built.append(len(p)) or alias_table(p))
+    data = sessions([5, 2, 5, 2, 5, 2, 3, 3])
+    four = type("FourReplicas", (), {"num_replicas_in_sync": 4})()
+    batchers = distribute.replica_batchers(data, four, 2, n_sample=3, seed=4)
+    assert built == [len(data.item_map)]
+    assert len({id(b.sampler) for b in batchers}) == 4
+    assert all(b.sampler.prob is batchers[0].sampler.prob for b in batchers)
+    draws = [b.sampler.draw(5) for b in batchers]
+    assert all(np.array_equal(d, draws[0]) for d in draws)
+
+
 def test_local_cluster_configs():
     configs = [json.loads(c) for c in distribute.local_cluster(2)]
     assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(2)]

@@ -296,11 +296,12 @@ class SessionData:
         """
         if not 0 <= index < count:
             raise ValueError(f"shard index {index} out of range for {count} shards")
-        starts, ends = self.offsets[index:-1:count], self.offsets[index + 1 :: count]
-        lengths = ends - starts
-        items = np.concatenate([self.items[a:b] for a, b in zip(starts, ends)]) if len(starts) else (
-            np.zeros(0, self.items.dtype))
-        return SessionData(items, np.r_[0, np.cumsum(lengths)].astype(np.int64), self.item_map)
+        starts = self.offsets[index:-1:count]
+        lengths = self.offsets[index + 1 :: count] - starts
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        # Each event's index in `items`: its session's start, shifted to its place in the shard.
+        events = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return SessionData(self.items[events], offsets, self.item_map)
 
 
 @dataclass(frozen=True)
@@ -446,6 +447,8 @@ class SessionParallelBatcher:
         seed: seed of the negative sampler.
         shard: (index, count): train on `data.shard(index, count)` only (one data-parallel
             replica); popularity, sampling and logQ still come from all of `data`.
+        sampling_table: `sampling.sampling_table(data.support(), sample_alpha)` when
+            already built (data-parallel replicas share one); None builds it.
 
     Attributes:
         n_steps: steps per epoch. Raising it pads the epoch with inactive steps (data-
@@ -464,6 +467,7 @@ class SessionParallelBatcher:
         inputs_in_rows: bool = True,
         seed: int | None = None,
         shard: tuple[int, int] = (0, 1),
+        sampling_table: tuple | None = None,
     ):
         if batch_size < 1 or block_steps < 1 or n_sample < 0:
             raise ValueError(
@@ -485,7 +489,8 @@ class SessionParallelBatcher:
         self.epoch = 0
         support = data.support()
         self.sampler = (
-            NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed)
+            NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed,
+                            table=sampling_table)
             if n_sample > 0
             else None
         )

@@ -526,7 +526,7 @@ class GRU4Rec(keras.Model):
 
         Args:
             sessions: list of click sequences (each a list of original item ids).
-            k: number of recommendations.
+            k: number of recommendations, a positive int (more than N items give N).
             exclude_seen: drop items the session already clicked.
             blocklist: ids blocked for this call only, on top of the model's blocklist.
             candidates: restrict the ranking to these ids (re-ranking), with the scores of
