@@ -3,6 +3,7 @@ what `test_distribute.py` compares with the independent reference: run in its ow
 because logical devices must be set before TensorFlow starts.
 
     python tests/distributed_step.py OUT.npz
+    python tests/distributed_step.py --padding OUT.npz   (see `padding_run`)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tf_gru4rec import distribute
 from tf_gru4rec.losses import CrossEntropy
 from tf_gru4rec.model import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
+
+import pandas as pd
 
 from gru4rec_reference import session_data  # this script's folder is on sys.path
 
@@ -77,5 +80,53 @@ def main(out):
     np.savez(out, **arrays)
 
 
+def padding_data():
+    """Replica 0's sessions (0, 2, 4) are short and hold items 0-2 only; replica 1's (1, 3,
+    5) are long, on items 3-5. Replica 0 trains 2 steps (item 0 is an input, then a
+    target, so it gets a velocity), then runs 5 steps of padding while replica 1 trains."""
+    from tf_gru4rec.data import SessionData
+
+    sessions = [[0, 1, 0, 2], [3, 4, 5, 3, 4, 5, 3, 4], [1, 2], [4, 5, 4, 5, 3, 4], [2, 1], [5, 3, 4, 5]]
+    rows = [(s, item, 10 * s + i) for s, items in enumerate(sessions) for i, item in enumerate(items)]
+    return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
+
+
+def padding_run(out):
+    """Trains `padding_data` (no extra negatives, momentum 0.5) with a shared, a separate
+    and a one-hot input embedding; saves every item table, with its accumulator and
+    velocity, after each step ("<embedding>/<table>/<value|acc|vel>" [steps, N, ...]) and
+    the blocks each replica was fed ("<embedding>/block/<r>/<key>")."""
+    strategy = distribute.make_strategy("mirrored", REPLICAS)
+    data = padding_data()
+    arrays = {}
+    for embedding in ("shared", 3, "none"):
+        with strategy.scope():
+            model = GRU4Rec(item_ids=data.item_map.ids, layers=[4], embedding=embedding,
+                            batch_size=B, seed=2)
+            model.compile(optimizer=AdagradM(0.2, momentum=0.5), loss=CrossEntropy())
+        tables = [model.wy, model.by] + (
+            [model.item_embedding] if embedding == 3 else [model.cells[0].wx] if embedding == "none" else [])
+        snapshots = []
+
+        def snapshot(batch, logs, tables=tables, snapshots=snapshots, opt=model.optimizer):
+            snapshots.append({f"{t.path}/{kind}": v.numpy() for t in tables
+                              for kind, v in [("value", t), *opt.slots(t).items()]})
+
+        batchers = distribute.replica_batchers(data, strategy, B, n_sample=0,
+                                               inputs_in_rows=embedding == "shared")
+        recorded = [[] for _ in batchers]
+        for r, batcher in enumerate(batchers):
+            blocks = batcher.blocks
+            batcher.blocks = lambda blocks=blocks, r=r: (recorded[r].append(b) or b for b in blocks())
+        model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0,
+                  callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=snapshot)])
+        for key in snapshots[0]:
+            arrays[f"{embedding}/{key.removeprefix('gru4rec/')}"] = np.stack([s[key] for s in snapshots])
+        for r, blocks in enumerate(recorded):
+            for key in ("inputs", "targets", "valid"):
+                arrays[f"{embedding}/block/{r}/{key}"] = np.stack([b[key][0] for b in blocks])
+    np.savez(out, **arrays)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    padding_run(sys.argv[2]) if sys.argv[1] == "--padding" else main(sys.argv[1])

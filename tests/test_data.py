@@ -330,3 +330,24 @@ def test_without_extra_negatives_the_epoch_ends_below_two_active_rows(n_sample, 
     df = frame([(s, 10 + (s * 7 + i) % 5, s * 100 + i) for s, n in enumerate([2, 2, 9]) for i in range(n)])
     batcher = SessionParallelBatcher(SessionData.from_frame(df), batch_size=2, n_sample=n_sample)
     assert batcher.schedule.valid.sum(axis=1).min() == fewest
+
+
+def test_shard_is_vectorised_and_deals_sessions_in_turn():
+    """No Python loop per session: 1M sessions are dealt out in well under a second (the
+    loop took ~1 s, a cost paid per replica at start-up)."""
+    import time
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 4, size=1_000_000)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    data = SessionData(rng.integers(0, 50, size=offsets[-1]).astype(np.int32), offsets,
+                       ItemMap(np.arange(50)))
+    start = time.perf_counter()
+    shard = data.shard(1, 2)
+    assert time.perf_counter() - start < 0.2
+    assert shard.n_sessions == 500_000 and shard.item_map is data.item_map
+    np.testing.assert_array_equal(np.diff(shard.offsets), lengths[1::2])
+    for s in (0, 1, 77_777, 499_999):  # shard session s is session 1 + 2 s
+        np.testing.assert_array_equal(shard.items[shard.offsets[s]:shard.offsets[s + 1]],
+                                      data.items[offsets[1 + 2 * s]:offsets[2 + 2 * s]])
+    assert data.shard(2, 3).n_sessions == len(range(2, 1_000_000, 3))

@@ -66,6 +66,24 @@ def test_replica_batchers_pad_to_the_longest_shard_and_share_negatives():
         distribute.replica_batchers(data, type("Eight", (), {"num_replicas_in_sync": 8})(), 2)
 
 
+def test_replica_batchers_build_the_sampling_table_once(monkeypatch):
+    """One alias table for all replicas (it was rebuilt per replica: slow start-up at ~1M
+    items); each replica keeps a sampler of its own, drawing the same negatives."""
+    from tf_gru4rec import sampling
+
+    built = []
+    alias_table = sampling.alias_table
+    monkeypatch.setattr(sampling, "alias_table", lambda p: built.append(len(p)) or alias_table(p))
+    data = sessions([5, 2, 5, 2, 5, 2, 3, 3])
+    four = type("FourReplicas", (), {"num_replicas_in_sync": 4})()
+    batchers = distribute.replica_batchers(data, four, 2, n_sample=3, seed=4)
+    assert built == [len(data.item_map)]
+    assert len({id(b.sampler) for b in batchers}) == 4
+    assert all(b.sampler.prob is batchers[0].sampler.prob for b in batchers)
+    draws = [b.sampler.draw(5) for b in batchers]
+    assert all(np.array_equal(d, draws[0]) for d in draws)
+
+
 def test_local_cluster_configs():
     configs = [json.loads(c) for c in distribute.local_cluster(2)]
     assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(2)]
@@ -162,6 +180,31 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     # Per-step logs (progress bar, callbacks): running totals over both replicas.
     np.testing.assert_array_equal(z["batch_events"], np.cumsum(valid_per_step))
     np.testing.assert_allclose(z["batch_loss"], np.cumsum(reference.step_losses) / np.arange(1, 8), rtol=1e-4)
+
+
+def test_padding_steps_of_a_replica_touch_no_row(tmp_path):
+    """A replica whose shard has ended runs steps of inactive rows: they leave every item
+    row the other replica does not touch where it was, value, accumulator and velocity
+    (they moved row 0 under momentum: its inputs and, without extra negatives, its rows
+    were padded with item 0). 2 logical CPUs, momentum 0.5; shared, separate, one-hot."""
+    out = tmp_path / "padding.npz"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    subprocess.run([sys.executable, str(HERE / "distributed_step.py"), "--padding", str(out)],
+                   check=True, timeout=TIMEOUT, capture_output=True, env=env)
+    z = np.load(out)
+    for embedding, tables in [("shared", ["wy", "by"]), ("3", ["wy", "by", "e"]),
+                              ("none", ["wy", "by", "gru_0/wx"])]:
+        valid = [z[f"{embedding}/block/{r}/valid"] for r in range(2)]
+        assert valid[0].any(axis=1).tolist() == [True] * 2 + [False] * 5  # replica 0 pads
+        assert valid[1].all(axis=1).tolist() == [True] * 7
+        for key in ("inputs", "targets"):  # replica 1 never touches items 0-2
+            assert z[f"{embedding}/block/1/{key}"].min() >= 3
+        for table in tables:
+            assert np.abs(z[f"{embedding}/{table}/velocity"][1, 0]).max() > 0  # row 0 has momentum
+            for kind in ("value", "accumulator", "velocity"):
+                rows = z[f"{embedding}/{table}/{kind}"][:, :3]  # after each step
+                for t in range(2, 7):
+                    np.testing.assert_array_equal(rows[t], rows[1], err_msg=f"{embedding} {table} {kind} step {t}")
 
 
 def _train(train_file, save, extra, env=None):

@@ -316,3 +316,59 @@ def test_training_equals_independent_reference(case, embedding, momentum):
     np.testing.assert_allclose(model.train_state.numpy()[active], reference.state[active],
                                rtol=1e-4, atol=1e-5, err_msg="carried state")
     np.testing.assert_allclose(history.history["loss"][0], np.mean(reference.step_losses), rtol=1e-4)
+
+
+@pytest.mark.parametrize("embedding, inputs_in_rows, batch_size, message", [
+    ("shared", False, 3, r"without the inputs among their rows .* build the batcher with inputs_in_rows=True"),
+    (4, True, 3, r"with the inputs among their rows .* build the batcher with inputs_in_rows=False"),
+    ("none", True, 3, r"with the inputs among their rows .* build the batcher with inputs_in_rows=False"),
+    ("shared", True, 2, r"blocks of batch size 2 .* batch_size=3"),
+])
+def test_model_refuses_blocks_of_another_layout(embedding, inputs_in_rows, batch_size, message):
+    """A shared-embedding model fed blocks without its inputs among the rows trained on row
+    0 as every input; a separate or one-hot model fed blocks with them put its inputs into
+    the output table's rows. Both `fit` (before the first step) and `train_step` refuse."""
+    data = toy_data()
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=[5], embedding=embedding, batch_size=3, seed=1)
+    model.compile(optimizer=AdagradM(0.1, momentum=0.5), loss=CrossEntropy())
+    batcher = SessionParallelBatcher(data, batch_size, n_sample=2, block_steps=4,
+                                     inputs_in_rows=inputs_in_rows)
+    with pytest.raises(ValueError, match=message) as fit_error:
+        model.fit(batcher.dataset(), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=message) as step_error:
+        model.train_step({k: tf.constant(v) for k, v in next(batcher.blocks()).items()})
+    assert "\n" not in str(fit_error.value) and str(step_error.value) == str(fit_error.value)
+    assert int(model.optimizer.iterations.numpy()) == 0
+
+
+def test_model_refuses_blocks_whose_rows_do_not_fit():
+    data = toy_data()
+    model = GRU4Rec(item_ids=data.item_map.ids, layers=[5], batch_size=3, seed=1)
+    model.compile(optimizer=AdagradM(0.1), loss=CrossEntropy())
+    block = next(SessionParallelBatcher(data, 3, n_sample=2, block_steps=4).blocks())
+    block["rows"] = block["rows"][:, :-1]
+    with pytest.raises(ValueError, match=r"blocks of 7 rows per step: .* needs 2B \+ S = 8"):
+        model.train_step({k: tf.constant(v) for k, v in block.items()})
+
+
+@pytest.mark.parametrize("embedding", ["shared", 4, "none"])
+def test_padding_steps_change_nothing_on_one_device(embedding):
+    """An epoch padded with steps of inactive rows (a raised `n_steps`, as data-parallel
+    replicas' epochs are) ends where the unpadded one ends: every weight and optimizer slot
+    bit-identical (momentum 0.5; no extra negatives, so a padding step touches no item)."""
+    data = toy_data()
+
+    def trained(extra_steps):
+        model = GRU4Rec(item_ids=data.item_map.ids, layers=[5], embedding=embedding, batch_size=3, seed=1)
+        model.compile(optimizer=AdagradM(0.1, momentum=0.5), loss=CrossEntropy())
+        batcher = SessionParallelBatcher(data, 3, n_sample=0, block_steps=4,
+                                         inputs_in_rows=embedding == "shared")
+        batcher.n_steps += extra_steps
+        model.fit(batcher.dataset(), epochs=1, verbose=0)
+        return model
+
+    plain, padded = trained(0), trained(6)
+    for a, b in zip(plain.trainable_weights, padded.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+        for (kind, x), y in zip(plain.optimizer.slots(a).items(), padded.optimizer.slots(b).values()):
+            np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=f"{a.path} {kind}")

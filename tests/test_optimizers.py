@@ -87,3 +87,33 @@ def test_config_and_validation():
     assert again.momentum == 0.4 and np.isclose(float(again.learning_rate), 0.2)
     with pytest.raises(ValueError, match="momentum"):
         AdagradM(momentum=1.0)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_slices_at_row_minus_one_are_padding_and_touch_nothing(jit):
+    """The model marks padding slices (inactive rows, steps that touch no item) as row -1:
+    they change no row's value, accumulator or velocity, wherever they sit among the slices
+    and whatever their values; the real slices update as without them."""
+    rng = np.random.default_rng(2)
+    t0 = rng.normal(size=(5, 2)).astype(np.float32)
+    a, b = keras.Variable(t0), keras.Variable(t0)
+    opt_a, opt_b = AdagradM(LR, momentum=0.5), AdagradM(LR, momentum=0.5)
+    opt_a.build([a])
+    opt_b.build([b])
+    apply_a = tf.function(lambda g, r: opt_a.apply([tf.IndexedSlices(g, r)], [a]), jit_compile=jit)
+    apply_b = tf.function(lambda g, r: opt_b.apply([tf.IndexedSlices(g, r)], [b]), jit_compile=jit)
+    g0 = rng.normal(size=(5, 2)).astype(np.float32)
+    for apply in (apply_a, apply_b):  # every row gets a velocity that momentum would move
+        apply(tf.constant(g0), tf.constant(np.arange(5, dtype=np.int32)))
+    g = rng.normal(size=(2, 2)).astype(np.float32)
+    apply_a(tf.constant(g), tf.constant([3, 1], np.int32))
+    noise = rng.normal(size=(3, 2)).astype(np.float32)
+    apply_b(tf.constant(np.r_[noise[:1], g[:1], noise[1:2], g[1:], noise[2:]]),
+            tf.constant([-1, 3, -1, 1, -1], np.int32))
+    slots = lambda opt, v: [x.numpy() for x in opt.slots(v).values()]  # noqa: E731
+    for x, y in zip([a.numpy(), *slots(opt_a, a)], [b.numpy(), *slots(opt_b, b)]):
+        np.testing.assert_array_equal(x, y)
+    before = [b.numpy(), *slots(opt_b, b)]
+    apply_b(tf.constant(noise), tf.constant([-1, -1, -1], np.int32))  # a step of padding only
+    for x, y in zip(before, [b.numpy(), *slots(opt_b, b)]):
+        np.testing.assert_array_equal(x, y)

@@ -145,3 +145,35 @@ def test_shipped_names_unknown_names_and_paths(tmp_path, monkeypatch):
     assert load_param_file("rsc15_xe_shared_best.py").layers == [7]
     assert load_param_file("rsc15_xe_shared_best").layers == [100]
 
+
+
+def test_plain_keras_defaults_are_the_params_defaults():
+    """`params.build_*` and the classes' own defaults build the same model, losses,
+    optimizer and batchers (they disagreed on batch_size, elu_param and n_sample)."""
+    import numpy as np
+    import pandas as pd
+
+    from tf_gru4rec import distribute
+    from tf_gru4rec.data import SessionData, SessionParallelBatcher
+    from tf_gru4rec.model import GRU4Rec
+    from tf_gru4rec.optimizers import AdagradM
+
+    data = SessionData.from_frame(pd.DataFrame(
+        {"SessionId": np.repeat(np.arange(10), 3), "ItemId": np.arange(30) % 7, "Time": np.arange(30)}))
+    p = GRU4RecParams()
+    assert GRU4Rec(item_ids=data.item_map.ids).get_config() == p.build_model(data.item_map).get_config()
+    unnamed = lambda loss: {k: v for k, v in loss.get_config().items() if k != "name"}  # noqa: E731
+    assert unnamed(CrossEntropy()) == unnamed(p.build_loss())
+    assert unnamed(BPRMax()) == unnamed(parse_params(loss="bpr-max").build_loss())
+    assert AdagradM().get_config() == p.build_optimizer().get_config()
+
+    def settings(batcher):
+        return {"batch_size": batcher.batch_size, "n_sample": batcher.n_sample,
+                "sample_alpha": batcher._sample_alpha, "width": batcher.width,
+                "cache_steps": batcher.sampler.steps_per_refill if batcher.sampler else None}
+
+    expected = settings(p.build_batcher(data))
+    assert settings(SessionParallelBatcher(data, p.batch_size)) == expected
+    one = type("OneReplica", (), {"num_replicas_in_sync": 1})()
+    assert settings(distribute.replica_batchers(data, one, p.batch_size)[0]) == expected
+    assert SessionParallelBatcher(data, p.batch_size).block_steps == p.block_steps

@@ -321,3 +321,9 @@ def test_mismatched_rule_inputs_fail_with_a_clear_invalid_argument(served):
             session_id=tf.constant(["a"]), item_id=tf.constant([IDS[0]], tf.int64),
             exclude_seen=tf.constant([True]), candidate_ids=tf.zeros([1, 0], tf.int64),
             restrict=tf.constant([True, False]))
+
+
+@pytest.mark.parametrize("k", [0, -3, 2.5, True])
+def test_recommend_refuses_a_k_that_is_no_positive_int(model, k):
+    with pytest.raises(ValueError, match=rf"^`k` should be a positive int\. Received: k={k}$"):
+        model.recommend([[IDS[0]]], k=k)

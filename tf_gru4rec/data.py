@@ -296,11 +296,12 @@ class SessionData:
         """
         if not 0 <= index < count:
             raise ValueError(f"shard index {index} out of range for {count} shards")
-        starts, ends = self.offsets[index:-1:count], self.offsets[index + 1 :: count]
-        lengths = ends - starts
-        items = np.concatenate([self.items[a:b] for a, b in zip(starts, ends)]) if len(starts) else (
-            np.zeros(0, self.items.dtype))
-        return SessionData(items, np.r_[0, np.cumsum(lengths)].astype(np.int64), self.item_map)
+        starts = self.offsets[index:-1:count]
+        lengths = self.offsets[index + 1 :: count] - starts
+        offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+        # Each event's index in `items`: its session's start, shifted to its place in the shard.
+        events = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return SessionData(self.items[events], offsets, self.item_map)
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,8 @@ def unique_rows(item_lists: np.ndarray, width: int):
     Args:
         item_lists: int [K, L] items per step (inputs, targets, negatives; -1 = none).
         width: static row count U >= L; padding repeats the step's last row, so each
-            step's rows stay sorted (the optimizer then skips its sort).
+            step's rows stay sorted (the optimizer then skips its sort); a step without
+            any item (no active row, no extra negatives) is all padding, -1.
 
     Returns:
         rows int32 [K, U] and positions int32 [K, L] with rows[k, positions[k, j]] ==
@@ -384,8 +386,8 @@ def unique_rows(item_lists: np.ndarray, width: int):
 
     Deduplicating here, in the input pipeline, means the model gathers each touched row
     once and autodiff sums the gradient of repeated items; the optimizer gets sorted rows
-    (padding: zero-gradient repeats of the last row) and needs no sort inside the
-    compiled step, where sorting is slow.
+    (padding: zero-gradient repeats of the last row, or -1, which it skips) and needs no
+    sort inside the compiled step, where sorting is slow.
     """
     K, L = item_lists.shape
     # One stable sort per step on narrow keys (radix sort for uint16), absent (-1) last.
@@ -405,7 +407,7 @@ def unique_rows(item_lists: np.ndarray, width: int):
     rows = np.zeros((K, width), dtype=np.int32)
     keep = first & present
     rows[np.nonzero(keep)[0], rank[keep]] = ordered[keep]
-    last = rows[np.arange(K), np.maximum(n_rows - 1, 0)]
+    last = np.where(n_rows > 0, rows[np.arange(K), np.maximum(n_rows - 1, 0)], -1)
     return np.where(np.arange(width) >= n_rows[:, None], last[:, None], rows), positions
 
 
@@ -421,8 +423,10 @@ class SessionParallelBatcher:
         inputs, targets: int32 [K, B] item indices (0 where inactive)
         reset, valid: bool [K, B]
         negatives: int32 [K, S] extra negatives, shared by the step's rows
-        rows: int32 [K, U] distinct item-table rows touched per step (see `unique_rows`)
-        input_pos: int32 [K, B] position of each input in `rows`
+        rows: int32 [K, U] distinct item-table rows touched per step, sorted, padded
+            (see `unique_rows`; -1 in a step that touches no item)
+        input_pos: int32 [K, B] position of each input in `rows`; only with
+            `inputs_in_rows` (its presence tells the model the layout: `check_blocks`)
         column_pos: int32 [K, B + S] position of each score column (targets, then
             negatives) in `rows`
         column_log_q: float32 [K, B + S] log sampling probability (up to a constant)
@@ -443,6 +447,8 @@ class SessionParallelBatcher:
         seed: seed of the negative sampler.
         shard: (index, count): train on `data.shard(index, count)` only (one data-parallel
             replica); popularity, sampling and logQ still come from all of `data`.
+        sampling_table: `sampling.sampling_table(data.support(), sample_alpha)` when
+            already built (data-parallel replicas share one); None builds it.
 
     Attributes:
         n_steps: steps per epoch. Raising it pads the epoch with inactive steps (data-
@@ -454,13 +460,14 @@ class SessionParallelBatcher:
         self,
         data: SessionData,
         batch_size: int,
-        n_sample: int = 0,
+        n_sample: int = 2048,
         sample_alpha: float = 0.5,
         block_steps: int = 100,
         sample_cache_size: int = 10_000_000,
         inputs_in_rows: bool = True,
         seed: int | None = None,
         shard: tuple[int, int] = (0, 1),
+        sampling_table: tuple | None = None,
     ):
         if batch_size < 1 or block_steps < 1 or n_sample < 0:
             raise ValueError(
@@ -482,7 +489,8 @@ class SessionParallelBatcher:
         self.epoch = 0
         support = data.support()
         self.sampler = (
-            NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed)
+            NegativeSampler(support, sample_alpha, n_sample, sample_cache_size, seed,
+                            table=sampling_table)
             if n_sample > 0
             else None
         )
@@ -529,41 +537,44 @@ class SessionParallelBatcher:
                 touched.insert(0, np.where(valid, inputs, -1))
             rows, positions = unique_rows(np.concatenate(touched, axis=1), self.width)
             offset = B if self.inputs_in_rows else 0
-            input_pos = positions[:, :B] if self.inputs_in_rows else np.zeros((K, B), np.int32)
             column_log_q = np.concatenate(
                 [self._log_support[targets], self._sample_alpha * self._log_support[negatives]],
                 axis=1,
             )
-            yield {
+            block = {
                 "inputs": inputs,
                 "targets": targets,
                 "reset": reset,
                 "valid": valid,
                 "negatives": negatives,
                 "rows": rows,
-                "input_pos": input_pos,
                 "column_pos": positions[:, offset:],
                 "column_log_q": column_log_q,
                 "n_steps": np.int32(n),
                 "position": np.array([epoch, start], np.int32),
             }
+            if self.inputs_in_rows:
+                block["input_pos"] = positions[:, :B]
+            yield block
 
     def element_spec(self) -> dict:
         K, B, S, U = self.block_steps, self.batch_size, self.n_sample, self.width
         spec = lambda shape, dtype: tf.TensorSpec(shape, dtype)  # noqa: E731
-        return {
+        specs = {
             "inputs": spec([K, B], tf.int32),
             "targets": spec([K, B], tf.int32),
             "reset": spec([K, B], tf.bool),
             "valid": spec([K, B], tf.bool),
             "negatives": spec([K, S], tf.int32),
             "rows": spec([K, U], tf.int32),
-            "input_pos": spec([K, B], tf.int32),
             "column_pos": spec([K, B + S], tf.int32),
             "column_log_q": spec([K, B + S], tf.float32),
             "n_steps": spec([], tf.int32),
             "position": spec([2], tf.int32),
         }
+        if self.inputs_in_rows:
+            specs["input_pos"] = spec([K, B], tf.int32)
+        return specs
 
     def dataset(self, prefetch: int = 4) -> tf.data.Dataset:
         """The epoch as a `tf.data.Dataset` of blocks; each iteration draws new negatives.

@@ -32,6 +32,7 @@ import socket
 import tensorflow as tf
 
 from tf_gru4rec.data import SessionData, SessionParallelBatcher
+from tf_gru4rec.sampling import sampling_table
 
 STRATEGIES = ("mirrored", "multi-worker")
 
@@ -76,23 +77,25 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
 
 
 def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_size: int,
-                     n_sample: int = 0, sample_alpha: float = 0.5,
+                     n_sample: int = 2048, sample_alpha: float = 0.5,
                      sample_cache_size: int = 10_000_000, inputs_in_rows: bool = True,
                      seed: int | None = None) -> list[SessionParallelBatcher]:
     """One batcher per replica of `strategy` (all of them, so every worker agrees on the
     epoch length): blocks of one step, padded with inactive steps to the longest shard.
 
-    The samplers share one seed, so every replica draws the same negatives each step. With
-    `seed` None that seed is 0 (workers cannot agree on a random one without talking).
+    The samplers share one seed, so every replica draws the same negatives each step, and
+    one sampling table (built once). With `seed` None that seed is 0 (workers cannot agree
+    on a random one without talking).
     """
     count = strategy.num_replicas_in_sync
     if data.n_sessions < count:
         raise ValueError(f"{data.n_sessions} training sessions cannot be shared by {count} replicas")
+    table = sampling_table(data.support(), sample_alpha) if n_sample > 0 else None
     batchers = [
         SessionParallelBatcher(
             data, batch_size, n_sample=n_sample, sample_alpha=sample_alpha, block_steps=1,
             sample_cache_size=sample_cache_size, inputs_in_rows=inputs_in_rows,
-            seed=0 if seed is None else seed, shard=(r, count))
+            seed=0 if seed is None else seed, shard=(r, count), sampling_table=table)
         for r in range(count)
     ]
     steps = max(b.n_steps for b in batchers)

@@ -8,8 +8,9 @@ row i is on the diagonal, column i. `y_true` describes the columns and rows:
      inactive rows are no one's negatives), "log_q": [B + S] (log sampling probability,
      used by the logQ correction of `CrossEntropy`; optional)}
 
-The per-row losses of inactive rows are 0 and the default reduction divides the sum by
-the configured batch size B (not by the number of active rows), as the reference does.
+The per-row losses of inactive rows are 0 and the reduction divides the sum by the
+configured batch size B (not by the number of active rows), as the reference does, and by
+the number of replicas under a tf.distribute strategy; no other reduction is offered.
 Accidental hits (a negative equal to the positive) are kept, as in the reference.
 All losses are finite, with finite gradients, for any finite scores.
 """
@@ -20,6 +21,13 @@ import keras
 import tensorflow as tf
 
 _LOG_EPS = -55.262042231857095  # log(1e-24), the reference's epsilon inside BPR-max's log
+# BPR-max's regulariser bpreg * sum_j s_j r_j^2 passes float32's range from |r| ~ 1e19 on:
+# it is computed in float64 and capped here, far enough below float32's maximum (3.4e38) that
+# the row losses' sum and gradients stay finite too.
+_MAX_REGULARISER = 1e30
+# Keras' "sum_over_batch_size" divides the sum of the [B] row losses by B and scales it by
+# 1 / replicas: the spec's step loss. "sum" would silently drop both.
+_REDUCTION = "sum_over_batch_size"
 
 
 def _masked_logsumexp(x, mask):
@@ -44,7 +52,12 @@ class GRU4RecLoss(keras.losses.Loss):
     returning the loss of every row, [B].
     """
 
-    def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
+    def __init__(self, name=None, reduction=_REDUCTION, dtype=None):
+        if reduction != _REDUCTION:
+            raise ValueError(
+                f"`reduction`={reduction!r}: GRU4Rec losses reduce only as the spec does, the "
+                f"sum over the active rows / B (and / replicas under a strategy), {_REDUCTION!r}"
+            )
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
     def call(self, y_true, y_pred):
@@ -103,10 +116,11 @@ class BPRMax(GRU4RecLoss):
 
     s_j = softmax over the negative scores only (the positive excluded). Scores first go
     through ELU(`elu_param`) (0 = linear). The log is evaluated in log space, which has the
-    same value and keeps gradients for extreme scores.
+    same value and keeps gradients for extreme scores; the regulariser in float64, capped
+    at 1e30 per row (reached only by |scores| beyond ~1e15: a diverged model).
     """
 
-    def __init__(self, bpreg: float = 1.0, elu_param: float = 0.0, **kwargs):
+    def __init__(self, bpreg: float = 1.0, elu_param: float = 0.5, **kwargs):
         if bpreg < 0 or elu_param < 0:
             raise ValueError(
                 f"`bpreg` and `elu_param` should be >= 0. Received: `bpreg` = {bpreg}, "
@@ -119,16 +133,22 @@ class BPRMax(GRU4RecLoss):
     def row_loss(self, scores, positives, negative_mask, column_mask, log_q):
         scores = _apply_elu(scores, self.elu_param)
         positives = tf.linalg.diag_part(scores)
-        softmax = _masked_softmax(scores, negative_mask)
         log_softmax = scores - _masked_logsumexp(scores, negative_mask)[:, None]
         log_terms = log_softmax - tf.nn.softplus(scores - positives[:, None])  # log s_j sigma()
         log_sum = _masked_logsumexp(log_terms, negative_mask)
         log_sum = tf.reduce_logsumexp(tf.stack([log_sum, tf.fill(tf.shape(log_sum), _LOG_EPS)]), 0)
-        reg = tf.reduce_sum(softmax * tf.square(scores), axis=1)
-        return -log_sum + self.bpreg * reg
+        return -log_sum + _regulariser(scores, negative_mask, self.bpreg)
 
     def get_config(self):
         return {**super().get_config(), "bpreg": self.bpreg, "elu_param": self.elu_param}
+
+
+def _regulariser(scores, negative_mask, bpreg):
+    """bpreg * sum_j s_j r_j^2 per row, s = softmax over the negatives: in float64 (r^2 of
+    any float32 is finite there), capped at `_MAX_REGULARISER` before returning to float32."""
+    wide = tf.cast(scores, tf.float64)
+    reg = tf.reduce_sum(_masked_softmax(wide, negative_mask) * tf.square(wide), axis=1)
+    return tf.cast(tf.minimum(bpreg * reg, _MAX_REGULARISER), scores.dtype)
 
 
 @keras.saving.register_keras_serializable("tf_gru4rec")

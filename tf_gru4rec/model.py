@@ -99,6 +99,36 @@ def _parse_embedding(embedding):
     )
 
 
+def check_blocks(shapes, embedding, batch_size):
+    """Raises a one-line ValueError when training blocks do not fit a model.
+
+    A shared-embedding model takes its inputs from the gathered output-table rows, so its
+    blocks need the inputs among the rows (`input_pos`, 2B + S rows per step); a separate
+    or one-hot model looks its inputs up in their own table (B + S rows, no `input_pos`).
+
+    Args:
+        shapes: block entry name -> shape, steps first (`SessionParallelBatcher.element_spec`).
+        embedding, batch_size: the model's.
+    """
+    B, S, U = shapes["inputs"][-1], shapes["negatives"][-1], shapes["rows"][-1]
+    if B != batch_size:
+        raise ValueError(f"training blocks of batch size {B} for a model built with "
+                         f"batch_size={batch_size}: build the batcher with the model's batch size")
+    shared = embedding == "shared"
+    if shared and "input_pos" not in shapes:
+        raise ValueError("training blocks without the inputs among their rows (inputs_in_rows="
+                         "False) for a shared-embedding model, whose inputs are rows of the "
+                         "output table: build the batcher with inputs_in_rows=True")
+    if not shared and "input_pos" in shapes:
+        raise ValueError(f"training blocks with the inputs among their rows (inputs_in_rows=True) "
+                         f"for a model with embedding={embedding!r}, whose inputs have a table of "
+                         "their own: build the batcher with inputs_in_rows=False")
+    need = (2 if shared else 1) * B + S
+    if U != need:
+        raise ValueError(f"training blocks of {U} rows per step: a model with batch_size={B} and "
+                         f"{S} extra negatives needs {'2B + S' if shared else 'B + S'} = {need}")
+
+
 @keras.saving.register_keras_serializable("tf_gru4rec")
 class GRU4Rec(keras.Model):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018) as a stateful Keras model.
@@ -136,7 +166,7 @@ class GRU4Rec(keras.Model):
         n_items=None,
         layers=(100,),
         embedding="shared",
-        batch_size=32,
+        batch_size=64,
         dropout_p_embed=0.0,
         dropout_p_hidden=0.0,
         item_ids=None,
@@ -318,9 +348,14 @@ class GRU4Rec(keras.Model):
         """`keras.Model.fit` that never shuffles: session-parallel blocks must stay in order
         (Keras ignores `shuffle` for datasets anyway, but warns when it is left True).
 
+        Blocks that do not fit the model (`check_blocks`) are refused before the first step
+        when the dataset's element spec tells (else by `train_step`, when it is traced).
         A distributed dataset's length is unknown until its first epoch ends, which Keras
         reports as input that "ran out of data": expected here, so not shown.
         """
+        spec = getattr(args[0] if args else kwargs.get("x"), "element_spec", None)
+        if isinstance(spec, dict) and all(isinstance(v, tf.TensorSpec) for v in spec.values()):
+            check_blocks({k: v.shape for k, v in spec.items()}, self.embedding, self.batch_size)
         with warnings.catch_warnings():
             if tf.distribute.has_strategy() or self._distribute_strategy is not None:
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -345,22 +380,42 @@ class GRU4Rec(keras.Model):
         """Scores of the step's targets and extra negatives: [B, B + S], positives on the diagonal.
 
         The touched rows of the output table are gathered once (`rows`, deduplicated in the
-        input pipeline), so its gradient reaches the optimizer as one slice per row.
+        input pipeline), so its gradient reaches the optimizer as one slice per row. Padding
+        (row -1 in `rows`, inactive rows' inputs) reads row 0 here; `_padding_marked` then
+        keeps its zero-gradient slices away from that row.
         """
-        wy_rows = _rows(self.wy, batch["rows"])  # [U, d]
-        by_rows = _rows(self.by, batch["rows"])  # [U]
+        wy_rows = _rows(self.wy, tf.maximum(batch["rows"], 0))  # [U, d]
+        by_rows = _rows(self.by, tf.maximum(batch["rows"], 0))  # [U]
         if self.embedding == "shared":
             x = tf.gather(wy_rows, batch["input_pos"])
         else:
-            # Inactive rows borrow an active row's item: zero gradient, no stray row update.
-            first_active = tf.argmax(tf.cast(batch["valid"], tf.int32), output_type=tf.int32)
-            items = tf.where(batch["valid"], batch["inputs"], batch["inputs"][first_active])
-            x = self._embed(items)
+            x = self._embed(batch["inputs"])  # inactive rows' inputs are 0
         new_state, h = self._advance(x, state, noise)
         # Score the distinct rows, then pick the columns: gathering [B, U] scores is cheaper
         # than gathering [B + S, d] row vectors (and its gradient a smaller scatter).
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
+
+    def _padding_marked(self, gradients, batch):
+        """The item tables' gradients with their padding slices at row -1, which AdagradM
+        skips: the `rows` padding of a step that touches no item, and (separate or one-hot
+        input) the inputs of inactive rows. Left on row 0, their zero slices would count as
+        a touch of row 0, which momentum then moves (spec section 5: untouched rows keep
+        value, accumulator and velocity); a data-parallel replica whose shard has ended
+        runs whole steps of them.
+
+        A gathered table's gradient lists the gathered indices in order (one gather per
+        table and step), so the marked indices replace them one for one.
+        """
+        marks = {id(self.wy): batch["rows"], id(self.by): batch["rows"]}
+        if self.embedding != "shared":
+            table = self.cells[0].wx if self.embedding == "none" else self.item_embedding
+            marks[id(table)] = tf.where(batch["valid"], batch["inputs"], -1)
+        return [
+            tf.IndexedSlices(g.values, marks[id(v)], g.dense_shape)
+            if isinstance(g, tf.IndexedSlices) and id(v) in marks else g
+            for g, v in zip(gradients, self.trainable_variables)
+        ]
 
     def _dropout_noise(self, block_steps, batch_size, position=None):
         """Uniform numbers for a block's dropout masks, [K, B, _noise_width], or None.
@@ -391,6 +446,7 @@ class GRU4Rec(keras.Model):
             # A distributed dataset leaves the step dimension unknown; its blocks have one step.
             data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
                     for k, v in data.items()}
+        check_blocks({k: v.shape for k, v in data.items()}, self.embedding, self.batch_size)
         n_steps = data["n_steps"]
         n_sample = data["negatives"].shape[-1]
         per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
@@ -400,9 +456,8 @@ class GRU4Rec(keras.Model):
         # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
 
-        def body(t, state, loss_sum):
-            batch = {k: v[t] for k, v in per_step.items()}
-            state = tf.where(batch["reset"][:, None], 0.0, state)
+        def update(batch, state, t):
+            """One step's update; returns (its loss, the new state)."""
             y_true = {
                 "row_mask": batch["valid"],
                 "column_mask": tf.concat([batch["valid"], tf.ones([n_sample], tf.bool)], 0),
@@ -413,8 +468,19 @@ class GRU4Rec(keras.Model):
                     batch, state, None if noise is None else noise[t]
                 )
                 loss = self.loss(y_true, scores)
-            self.optimizer.apply(tape.gradient(loss, variables), variables)
-            return t + 1, tf.stop_gradient(new_state), loss_sum + loss * replicas
+            gradients = self._padding_marked(tape.gradient(loss, variables), batch)
+            self.optimizer.apply(gradients, variables)
+            return loss, tf.stop_gradient(new_state)
+
+        def body(t, state, loss_sum):
+            batch = {k: v[t] for k, v in per_step.items()}
+            state = tf.where(batch["reset"][:, None], 0.0, state)
+            if tf.distribute.has_strategy():  # every replica joins each step's all-reduce
+                loss, state = update(batch, state, t)
+            else:  # a step without active rows (an epoch padded by raising n_steps) is none
+                loss, state = tf.cond(tf.reduce_any(batch["valid"]),
+                                      lambda: update(batch, state, t), lambda: (0.0, state))
+            return t + 1, state, loss_sum + loss * replicas
 
         if data["inputs"].shape[0] == 1:
             # No loop: a strategy's gradient all-reduce may not sit inside a while_loop.
@@ -433,10 +499,6 @@ class GRU4Rec(keras.Model):
             # Keras 3 averages multi-worker logs along axis 0, which scalars do not have.
             logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
         return logs
-
-    def reset_train_state(self):
-        """Zeroes the slots' hidden state (a new epoch starts every slot with a new session)."""
-        self.train_state.assign(tf.zeros_like(self.train_state))
 
     # ----- recommendations -----------------------------------------------------------------
     def set_blocklist(self, ids):
@@ -464,7 +526,7 @@ class GRU4Rec(keras.Model):
 
         Args:
             sessions: list of click sequences (each a list of original item ids).
-            k: number of recommendations.
+            k: number of recommendations, a positive int (more than N items give N).
             exclude_seen: drop items the session already clicked.
             blocklist: ids blocked for this call only, on top of the model's blocklist.
             candidates: restrict the ranking to these ids (re-ranking), with the scores of

@@ -34,6 +34,16 @@ def _sorted_by(rows, values):
     return tf.gather(rows, order), tf.gather(values, order)
 
 
+def _padding_as_last_slice(rows, values):
+    """Each padding slice (row -1) becomes a copy of the last slice, on sorted output of
+    `sum_repeated_rows` with at least one real row: padding sorts first, the last slice is
+    real and holds its row's summed gradient, so a copy writes the very values it writes
+    (shapes stay static, and no index is out of range)."""
+    padding = rows < 0
+    copy = tf.reshape(padding, [-1] + [1] * (len(values.shape) - 1))
+    return tf.where(padding, rows[-1], rows), tf.where(copy, values[-1], values)
+
+
 @keras.saving.register_keras_serializable("tf_gru4rec")
 class AdagradM(keras.optimizers.Optimizer):
     """Adagrad with momentum, updating only the touched rows of sparse gradients.
@@ -103,6 +113,16 @@ class AdagradM(keras.optimizers.Optimizer):
 
     def _sparse_update(self, variable, acc, vel, rows, g, lr):
         rows, g = sum_repeated_rows(rows, g)
+
+        def update():
+            self._update_rows(variable, acc, vel, *_padding_as_last_slice(rows, g), lr)
+            return tf.constant(True)
+
+        # Only padding: no row to update.
+        tf.cond(tf.reduce_any(rows >= 0), update, lambda: tf.constant(False))
+
+    def _update_rows(self, variable, acc, vel, rows, g, lr):
+        """The update of the listed rows, each listed slice holding its row's summed g."""
         acc, var = _native(acc), _native(variable)
         new_acc = tf.gather(acc, rows) + tf.square(g)
         step = lr * g * tf.math.rsqrt(new_acc + self.epsilon)

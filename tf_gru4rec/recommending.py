@@ -117,6 +117,8 @@ def _rank_sessions(model, clicks, available, seen, candidates, restrict, k):
 
 def recommend(model, sessions, k=20, exclude_seen=False, blocklist=None, candidates=None):
     """Top-k next items of click sequences, under the business rules. See `GRU4Rec.recommend`."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"`k` should be a positive int. Received: k={k}")
     item_map, n = model.item_map, len(sessions)
     k = int(min(k, model.n_items))
     clicks, unknown = zip(*(known_indices(item_map, s) for s in sessions)) if n else ((), ())

@@ -7,6 +7,8 @@ import numpy as np
 
 def sampling_distribution(support: np.ndarray, alpha: float) -> np.ndarray:
     """P(i) proportional to support(i)^alpha (alpha 0: uniform over items with support)."""
+    if alpha < 0:
+        raise ValueError(f"`sample_alpha` should be >= 0. Received: sample_alpha={alpha}")
     support = np.asarray(support, dtype=np.float64)
     if np.any(support < 0):
         raise ValueError("support must be non-negative")
@@ -37,6 +39,12 @@ def alias_table(p: np.ndarray):
     return prob, alias
 
 
+def sampling_table(support: np.ndarray, alpha: float):
+    """The alias table `NegativeSampler` draws from, P(i) ~ support(i)^alpha: built in
+    O(N) Python steps, so data-parallel replicas build it once and share it."""
+    return alias_table(sampling_distribution(support, alpha))
+
+
 class NegativeSampler:
     """Draws S item indices per step, P(i) ~ support(i)^alpha, shared by the step's rows.
 
@@ -51,15 +59,16 @@ class NegativeSampler:
         n_sample: S, ids per step.
         cache_size: ids drawn per refill (rounded up to whole steps).
         seed: seed of the generator.
+        table: `sampling_table(support, alpha)` when already built (shared, read only);
+            None builds it.
     """
 
-    def __init__(self, support, alpha: float, n_sample: int, cache_size: int = 10_000_000, seed=None):
+    def __init__(self, support, alpha: float, n_sample: int, cache_size: int = 10_000_000, seed=None,
+                 table=None):
         if n_sample < 1:
             raise ValueError(f"`n_sample` should be a positive integer. Received: n_sample={n_sample}")
-        if alpha < 0:
-            raise ValueError(f"`sample_alpha` should be >= 0. Received: sample_alpha={alpha}")
         self.n_sample = int(n_sample)
-        self.prob, self.alias = alias_table(sampling_distribution(support, alpha))
+        self.prob, self.alias = sampling_table(support, alpha) if table is None else table
         self.steps_per_refill = max(1, -(-int(cache_size) // self.n_sample))
         self.rng = np.random.default_rng(seed)
         self._cache = np.zeros((0, self.n_sample), dtype=np.int32)
