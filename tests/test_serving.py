@@ -199,6 +199,58 @@ def test_unknown_items_keep_the_state_and_are_flagged(served, model):
     np.testing.assert_array_equal(out["item_ids"][1], out["item_ids"][0])
 
 
+def table_sizes(loaded):
+    """Entries of every hash table the loaded export's session store holds."""
+    tables = [t for t in vars(loaded.sessions).values() if hasattr(t, "resource_handle")]
+    return [int(tf.raw_ops.LookupTableSizeV2(table_handle=t.resource_handle)) for t in tables]
+
+
+def test_concurrent_requests_keep_the_bound_and_each_session_its_own_state(small_export, model, sessions):
+    """Threads on one loaded SavedModel, 32 sessions for 4 places: every request evicts,
+    racing other threads' requests. The store stays at its bound, and every row equals the
+    offline recommendation (exclude_seen) of its session since it (re)started from zero (as
+    `new_session` or an `end_session` says): no session read another's or a stale state or
+    seen clicks."""
+    capacity, n_threads, per_thread, n_requests = 4, 8, 4, 60
+    served = tf.saved_model.load(small_export)
+    rows, errors, barrier = [], [], threading.Barrier(n_threads)
+
+    def work(thread):
+        mine = [thread * per_thread + i for i in range(per_thread)]
+        prefix = {s: [] for s in mine}
+        try:
+            barrier.wait()
+            for r in range(n_requests):
+                clicks = [sessions[s][r % len(sessions[s])] for s in mine]
+                out = served.signatures["stateful_rules"](
+                    session_id=tf.constant([f"c{s}" for s in mine]), item_id=tf.constant(clicks, tf.int64),
+                    exclude_seen=tf.ones([per_thread], tf.bool), candidate_ids=tf.zeros([per_thread, 0], tf.int64),
+                    restrict=tf.zeros([per_thread], tf.bool))
+                out = {k: v.numpy() for k, v in out.items()}
+                for i, (s, click) in enumerate(zip(mine, clicks)):
+                    prefix[s] = [click] if out["new_session"][i] else prefix[s] + [click]
+                    rows.append((prefix[s], out["item_ids"][i], out["scores"][i]))
+                if r % 7 == 6:  # an ended session restarts clean: no state, no seen clicks
+                    end(served, [f"c{mine[r % per_thread]}"])
+                    prefix[mine[r % per_thread]] = []
+        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert errors == []
+    assert len(rows) == n_threads * per_thread * n_requests
+    sizes = table_sizes(served)
+    assert max(sizes) <= capacity and len(set(sizes)) == 1, sizes
+    assert int(served.n_sessions()) <= capacity
+    ref_ids, ref_scores, _ = model.recommend([p for p, _, _ in rows], k=K, exclude_seen=True)
+    np.testing.assert_array_equal(np.array([i for _, i, _ in rows]), ref_ids)
+    np.testing.assert_allclose(np.array([s for _, _, s in rows]), ref_scores, atol=1e-5)
+
+
 def test_new_session_flags_rows_that_start_from_zero(small_export, model):
     """New, ended and evicted sessions say so; a held one, or a later row of the same
     session in one request, continues."""

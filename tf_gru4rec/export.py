@@ -90,6 +90,8 @@ MAX_ROWS = 10_000
 MAX_SESSION_ID_BYTES = 256
 #: Default number of a session's last clicks the stateful signatures remember (exclude_seen).
 MAX_SEEN = 100
+#: Base of the two int32 digits a session's last-used tick is stored as.
+_TICK_BASE = 2**31
 
 
 class ExportError(ValueError):
@@ -114,64 +116,73 @@ def occurrence_rank(keys):
 class SessionStore(tf.Module):
     """Hidden states and last clicks of live sessions, keyed by session id, bounded by LRU eviction.
 
-    Three hash tables session id -> state [H], session id -> its last `max_seen` known clicks
-    (item indices, oldest first, -1 where fewer) and session id -> last-used tick (a counter
-    bumped once per write). Each table operation is atomic, so concurrent requests for
-    different sessions never mix. When a request leaves more than `capacity` sessions, the
-    ones with the smallest ticks are removed (see `evict`); under concurrent requests
-    eviction can drop a few more than needed, never a wrong session's state.
+    ONE hash table, session id -> one int32 row [H + max_seen + 2]: the state's float32 bits,
+    the session's last `max_seen` known clicks (item indices, oldest first, -1 where fewer)
+    and its last-used tick (a counter bumped once per write, as two base-2^31 digits). A
+    session is written and removed by one op each, so its state, clicks and tick can never
+    be held apart (three tables could: an eviction racing a request left rows that `evict`
+    never saw). When a request leaves more than `capacity` sessions, the ones with the
+    smallest ticks are removed (see `evict`); under concurrent requests eviction can drop a
+    few more than needed, never a wrong session's state.
     """
 
     def __init__(self, state_size, capacity, max_seen=MAX_SEEN):
         super().__init__(name="sessions")
         self.capacity, self.state_size, self.max_seen = int(capacity), int(state_size), int(max_seen)
-        self.states = tf.lookup.experimental.MutableHashTable(
-            tf.string, tf.float32, default_value=tf.zeros([state_size])
-        )
-        self.seen = tf.lookup.experimental.MutableHashTable(
-            tf.string, tf.int32, default_value=tf.fill([self.max_seen], -1)
-        )
-        self.last_used = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+        # Not held: zero state bits (0.0), no clicks, tick -1.
+        empty = tf.concat([tf.zeros([self.state_size], tf.int32), tf.fill([self.max_seen], -1),
+                           tf.fill([2], -1)], 0)
+        self.table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int32, default_value=empty)
         self.clock = tf.Variable(0, dtype=tf.int64, trainable=False, name="clock")
 
+    def _unpack(self, rows):
+        """Rows [b, W] -> (states float32 [b, H], seen int32 [b, max_seen], ticks int64 [b])."""
+        rows = tf.ensure_shape(rows, [None, self.state_size + self.max_seen + 2])
+        states = tf.bitcast(rows[:, : self.state_size], tf.float32)
+        seen = rows[:, self.state_size : self.state_size + self.max_seen]
+        digits = tf.cast(rows[:, -2:], tf.int64)
+        return states, seen, tf.where(digits[:, 0] < 0, tf.constant(-1, tf.int64),
+                                      digits[:, 0] * _TICK_BASE + digits[:, 1])
+
     def read(self, keys):
-        """Session ids [b] -> (states [b, H], seen [b, max_seen]); empty for sessions not held."""
-        return (tf.ensure_shape(self.states.lookup(keys), [None, self.state_size]),
-                tf.ensure_shape(self.seen.lookup(keys), [None, self.max_seen]))
+        """Session ids [b] -> (states [b, H], seen [b, max_seen], held bool [b]), from one
+        lookup; zeros and -1 for sessions not held."""
+        states, seen, ticks = self._unpack(self.table.lookup(keys))
+        return states, seen, ticks >= 0
 
     def write(self, keys, states, seen):
         """Stores states [b, H] and seen [b, max_seen] of sessions [b] (distinct ids); marks
         them used now."""
         tick = self.clock.assign_add(1)
-        return tf.group(
-            self.states.insert(keys, states),
-            self.seen.insert(keys, seen),
-            self.last_used.insert(keys, tf.fill(tf.shape(keys), tick)),
-        )
+        digits = tf.cast(tf.stack([tick // _TICK_BASE, tick % _TICK_BASE]), tf.int32)
+        rows = tf.concat([tf.bitcast(states, tf.int32), seen,
+                          tf.tile(digits[None, :], [tf.shape(keys)[0], 1])], axis=1)
+        return self.table.insert(keys, rows)
 
     def held(self, keys):
         """Whether each session of [b] has a stored state."""
-        return tf.ensure_shape(self.last_used.lookup(keys) >= 0, keys.shape)
+        return self.read(keys)[2]
 
     def remove(self, keys):
-        """Forgets sessions [b]; returns bool [b], whether each was held."""
+        """Forgets sessions [b] (state and clicks); returns bool [b], whether each was held."""
         held = self.held(keys)
         with tf.control_dependencies([held]):
-            removed = tf.group(self.states.remove(keys), self.seen.remove(keys),
-                               self.last_used.remove(keys))
+            removed = self.table.remove(keys)
         with tf.control_dependencies([removed]):
             return tf.identity(held)
 
     def evict(self):
         """Over `capacity`, removes the least recently used sessions; returns how many.
 
-        Finding them scans every session (O(capacity)), so each scan frees the excess plus
-        1% of the capacity: at most one scan per `capacity // 100` new sessions.
+        Finding them scans every session (O(capacity), a copy of the table), so each scan
+        frees the excess plus 1% of the capacity: at most one scan per `capacity // 100` new
+        sessions.
         """
-        excess = self.last_used.size() - self.capacity
+        excess = self.table.size() - self.capacity
 
         def drop_oldest():
-            keys, ticks = self.last_used.export()
+            keys, rows = self.table.export()
+            ticks = self._unpack(rows)[2]
             n = tf.minimum(excess + self.capacity // 100, tf.size(ticks, out_type=tf.int64))
             oldest = tf.math.top_k(-ticks, tf.cast(n, tf.int32)).indices
             return tf.reduce_sum(tf.cast(self.remove(tf.gather(keys, oldest)), tf.int64))
@@ -179,7 +190,7 @@ class SessionStore(tf.Module):
         return tf.cond(excess > 0, drop_oldest, lambda: tf.constant(0, tf.int64))
 
     def size(self):
-        return self.last_used.size()
+        return self.table.size()
 
 
 class ServingModule(tf.Module):
@@ -328,25 +339,27 @@ class ServingModule(tf.Module):
         row, new_session [B])."""
         index = self.item_index.lookup(item_id)
         rank = occurrence_rank(session_id)
-        # A session's first row in the request starts afresh unless its state is held.
-        new_session = (rank == 0) & ~self.sessions.held(session_id)
         n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
-        def one_round(r, states, seen):
+        def one_round(r, states, seen, new_session):
             # Rows of rank r hold distinct sessions: read, advance, write back; the next
             # round reads what this one wrote, so repeated ids are processed in row order.
             rows = tf.where(rank == r)[:, 0]
             keys, clicks = tf.gather(session_id, rows), tf.gather(index, rows)
-            old_states, old_seen = self.sessions.read(keys)
+            old_states, old_seen, held = self.sessions.read(keys)
             new, new_seen = self._advance(clicks, old_states), self._remember(old_seen, clicks)
+            # A session's first row starts afresh unless held, told by the same lookup
+            # that read its state.
+            new_session = tf.tensor_scatter_nd_update(new_session, rows[:, None], ~held & (r == 0))
             with tf.control_dependencies([self.sessions.write(keys, new, new_seen)]):
                 return (r + 1, tf.tensor_scatter_nd_update(states, rows[:, None], new),
-                        tf.tensor_scatter_nd_update(seen, rows[:, None], new_seen))
+                        tf.tensor_scatter_nd_update(seen, rows[:, None], new_seen), new_session)
 
         rows = tf.shape(session_id)[0]
         states = tf.zeros([rows, self.state_size])
         seen = tf.fill([rows, self.sessions.max_seen], -1)
-        _, states, seen = tf.while_loop(lambda r, *_: r < n_rounds, one_round, (0, states, seen))
+        _, states, seen, new_session = tf.while_loop(
+            lambda r, *_: r < n_rounds, one_round, (0, states, seen, tf.zeros([rows], tf.bool)))
         with tf.control_dependencies([states, seen]):
             evicted = self.sessions.evict()
         with tf.control_dependencies([evicted]):
