@@ -17,6 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tf_gru4rec import export, training
+from tf_gru4rec.memory import request_limits
 from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
 
 PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
@@ -102,6 +103,8 @@ def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
                         "seen_ids": ("int64", (None, None)), **rules},
                        {**recs, "state": ("float32", (None, H)), **counts}),
         "set_blocklist": ({"item_ids": ("int64", (None,))}, {"known": ("bool", (None,))}),
+        "limits": ({}, {key: ("int64", ()) for key in
+                        ("max_rows", "max_candidates", "max_session_id_bytes", "capacity")}),
     }
     assert {name: spec_table(fn) for name, fn in loaded.signatures.items()} == expected
 
@@ -290,6 +293,52 @@ def test_string_item_ids_give_string_signatures(data, tmp_path):
     np.testing.assert_array_equal(out["unknown_item"].numpy(), [False, True, False])
 
 
+# ----- request limits ------------------------------------------------------------------------------
+def limits_of(loaded):
+    return {key: int(value) for key, value in loaded.signatures["limits"]().items()}
+
+
+def test_request_limits_follow_the_catalogue_and_the_request_memory(model, loaded, tmp_path):
+    n, d = model.n_items, H  # one layer: the output table's width is the state's
+    assert limits_of(loaded) == {**request_limits(n, H, K, d), "max_session_id_bytes": 256,
+                                 "capacity": 1000}
+    row = 2**30 / request_limits(n, H, K, d)["max_rows"]  # bytes of a request row, about
+    small = tf.saved_model.load(export.export_model(model, tmp_path / "m", k=K,
+                                                    request_memory=4.5 * row / 2**30))
+    limits = limits_of(small)
+    assert limits["max_rows"] == 4 and limits == {
+        **request_limits(n, H, K, d, int(4.5 * row)), "max_session_id_bytes": 256, "capacity": 100_000}
+    items, c = tf.constant(model.item_map.ids[:5], tf.int64), limits["max_candidates"]
+    zeros, same = lambda b: tf.zeros([b, H]), lambda shape: tf.fill(shape, items[0])
+    small.signatures["step"](item_id=items[:4], state=zeros(4))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most 4 rows"):
+        small.signatures["step"](item_id=items, state=zeros(5))
+    small.signatures["score_items"](state=zeros(1), candidate_ids=same([1, c]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"candidate_ids holds at most {c} ids"):
+        small.signatures["score_items"](state=zeros(2), candidate_ids=same([2, c // 2 + 1]))
+    with pytest.raises(export.ExportError, match="holds not even one request row of 60 items"):
+        export.ServingModule(model, k=K, request_memory=row / 2 / 2**30)
+    assert export.ServingModule(model, k=K, max_rows=7).max_rows == 7  # explicit: replaces it
+
+
+def test_an_empty_request_answers_empty_outputs(loaded):
+    ids = lambda *shape: tf.zeros(shape, tf.int64)
+    flags, no_sessions = tf.zeros([0], tf.bool), tf.zeros([0], tf.string)
+    rules = {"exclude_seen": flags, "candidate_ids": ids(0, 0), "restrict": flags}
+    calls = {
+        "stateful": {"session_id": no_sessions, "item_id": ids(0)},
+        "stateful_rules": {"session_id": no_sessions, "item_id": ids(0), **rules},
+        "end_session": {"session_id": no_sessions},
+        "step": {"item_id": ids(0), "state": tf.zeros([0, H])},
+        "step_rules": {"item_id": ids(0), "state": tf.zeros([0, H]), "seen_ids": ids(0, 0), **rules},
+        "score_items": {"state": tf.zeros([0, H]), "candidate_ids": ids(0, 3)},
+    }
+    for name, inputs in calls.items():
+        out = loaded.signatures[name](**inputs)
+        assert all(v.shape[0] == 0 for v in out.values()), name
+        assert out.get("item_ids", ids(0, K)).shape == (0, K)
+
+
 # ----- layout on disk ----------------------------------------------------------------------------------
 def test_warmup_file_holds_step_requests_only(exported, model):
     path = os.path.join(exported, "assets.extra", "tf_serving_warmup_requests")
@@ -362,6 +411,8 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"exported {base / '1'} (version 1)" in out.stdout
     assert "blocklist: 2 items blocked, 2 unknown ids skipped" in out.stdout.splitlines()
+    max_rows = request_limits(model.n_items, H, 3, H)["max_rows"]
+    assert f"request limits: {max_rows} rows," in out.stdout
     loaded = tf.saved_model.load(str(base / "1"))
     step = loaded.signatures["step"](item_id=tf.constant([a], tf.int64), state=tf.zeros([1, H]))
     ref_ids, ref_scores, _ = model.recommend([[a]], k=3, blocklist=[top[0], top[2]])
@@ -390,6 +441,8 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
      (["{tmp}/missing", "--out", "{tmp}/o", "--k", "0"], "`k` should be a positive int", 2),
      (["{tmp}/missing", "--out", "{tmp}/o", "--max-rows", "0"], "`max_rows` should be a positive", 2),
      (["{tmp}/missing", "--out", "{tmp}/o", "--max-seen", "0"], "`max_seen` should be a positive", 2),
+     (["{tmp}/missing", "--out", "{tmp}/o", "--request-memory", "0"], "`request_memory` should be a "
+      "positive number of GiB", 2),
      (["{tmp}/missing"], "the following arguments are required: --out", 2)],
 )
 def test_cli_bad_arguments_fail_in_one_line(args, message, status, tmp_path):

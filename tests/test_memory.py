@@ -32,3 +32,18 @@ def test_a_run_that_cannot_fit_is_refused_in_one_line_naming_the_driver():
         check_fits(big_eval, available=24 * GIB)
     fits = training_bytes(10_000_000, parse_params("layers=100,momentum=0.2"), eval_rows=16)
     assert check_fits(fits, available=24 * GIB) == sum(fits.values())
+
+
+def test_request_limits_follow_the_catalogue_and_the_budget():
+    from tf_gru4rec.memory import REQUEST_BYTES, request_limits
+
+    big = request_limits(1_000_000, 100, 20, 100)  # 1 GiB by default
+    assert 50 <= big["max_rows"] <= 100  # not 10,000 rows x 1M items (~40 GB of scores)
+    small = request_limits(1000, 100, 20, 100)
+    assert small["max_rows"] > 400 * big["max_rows"]  # rows follow 1 / N (the state's part stays)
+    assert request_limits(1_000_000, 100, 20, 100, 2 * REQUEST_BYTES)["max_rows"] in (
+        2 * big["max_rows"], 2 * big["max_rows"] + 1)
+    # Candidate cells gather output-table rows: they follow d, not N.
+    assert small["max_candidates"] == big["max_candidates"] > 2 * request_limits(1000, 100, 20, 250)[
+        "max_candidates"]
+    assert request_limits(1_000_000, 100, 20, 100, 1000) == {"max_rows": 0, "max_candidates": 2}

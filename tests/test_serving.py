@@ -199,6 +199,58 @@ def test_unknown_items_keep_the_state_and_are_flagged(served, model):
     np.testing.assert_array_equal(out["item_ids"][1], out["item_ids"][0])
 
 
+def table_sizes(loaded):
+    """Entries of every hash table the loaded export's session store holds."""
+    tables = [t for t in vars(loaded.sessions).values() if hasattr(t, "resource_handle")]
+    return [int(tf.raw_ops.LookupTableSizeV2(table_handle=t.resource_handle)) for t in tables]
+
+
+def test_concurrent_requests_keep_the_bound_and_each_session_its_own_state(small_export, model, sessions):
+    """Threads on one loaded SavedModel, 32 sessions for 4 places: every request evicts,
+    racing other threads' requests. The store stays at its bound, and every row equals the
+    offline recommendation (exclude_seen) of its session since it (re)started from zero (as
+    `new_session` or an `end_session` says): no session read another's or a stale state or
+    seen clicks."""
+    capacity, n_threads, per_thread, n_requests = 4, 8, 4, 60
+    served = tf.saved_model.load(small_export)
+    rows, errors, barrier = [], [], threading.Barrier(n_threads)
+
+    def work(thread):
+        mine = [thread * per_thread + i for i in range(per_thread)]
+        prefix = {s: [] for s in mine}
+        try:
+            barrier.wait()
+            for r in range(n_requests):
+                clicks = [sessions[s][r % len(sessions[s])] for s in mine]
+                out = served.signatures["stateful_rules"](
+                    session_id=tf.constant([f"c{s}" for s in mine]), item_id=tf.constant(clicks, tf.int64),
+                    exclude_seen=tf.ones([per_thread], tf.bool), candidate_ids=tf.zeros([per_thread, 0], tf.int64),
+                    restrict=tf.zeros([per_thread], tf.bool))
+                out = {k: v.numpy() for k, v in out.items()}
+                for i, (s, click) in enumerate(zip(mine, clicks)):
+                    prefix[s] = [click] if out["new_session"][i] else prefix[s] + [click]
+                    rows.append((prefix[s], out["item_ids"][i], out["scores"][i]))
+                if r % 7 == 6:  # an ended session restarts clean: no state, no seen clicks
+                    end(served, [f"c{mine[r % per_thread]}"])
+                    prefix[mine[r % per_thread]] = []
+        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert errors == []
+    assert len(rows) == n_threads * per_thread * n_requests
+    sizes = table_sizes(served)
+    assert max(sizes) <= capacity and len(set(sizes)) == 1, sizes
+    assert int(served.n_sessions()) <= capacity
+    ref_ids, ref_scores, _ = model.recommend([p for p, _, _ in rows], k=K, exclude_seen=True)
+    np.testing.assert_array_equal(np.array([i for _, i, _ in rows]), ref_ids)
+    np.testing.assert_allclose(np.array([s for _, _, s in rows]), ref_scores, atol=1e-5)
+
+
 def test_new_session_flags_rows_that_start_from_zero(small_export, model):
     """New, ended and evicted sessions say so; a held one, or a later row of the same
     session in one request, continues."""
@@ -327,7 +379,7 @@ def test_client_command_line_prints_recommendations(server, model):
         return f"{item}{flag} -> {recs}"
 
     unknown = line(UNKNOWN, 1, " [unknown item: state unchanged]")
-    assert out.stdout.splitlines() == [line(a, 0), unknown, line(b, 2)]
+    assert out.stdout.splitlines() == [line(a, 0), unknown, line(b, 2), "session cli-1: ended"]
     with GRU4RecClient(server) as client:
         assert client.end_session("cli-1") is False  # --end-session freed it
 
@@ -394,7 +446,81 @@ def test_client_command_line_sets_the_blocklist_and_applies_rules(base, model, t
     assert out.stdout.splitlines() == [*lines, "candidates: 1 unknown ids skipped"]
     with pytest.raises(SystemExit, match="2"):
         client_main(["--server", f"127.0.0.1:{port}"])
-    assert "give --session and --items, or --set-blocklist" in capsys.readouterr().err
+    assert "give --session with --items and/or --end-session, or --set-blocklist" in capsys.readouterr().err
+
+
+def test_client_command_line_ends_a_session_alone_and_says_when_no_item_is_left(server, model, capsys):
+    a, b = model.item_map.ids[:2].tolist()
+    # In-process: the command's own output, without a second start-up per call.
+    client_main(["--server", server, "--session", "e1", "--items", str(a), "--exclude-seen",
+                 "--candidates", f"{a},{UNKNOWN}", "--k", "3"])
+    client_main(["--server", server, "--session", "e1", "--end-session"])  # no --items needed
+    client_main(["--server", server, "--session", "e1", "--end-session"])
+    assert capsys.readouterr().out.splitlines() == [
+        f"{a} -> no item left to recommend (each is seen, blocked or not a candidate)",
+        "candidates: 1 unknown ids skipped", "session e1: ended", "session e1: not held (nothing to end)"]
+    with pytest.raises(SystemExit, match="2"):
+        client_main(["--server", server, "--end-session"])
+    assert "--end-session needs --session" in capsys.readouterr().err
+
+
+CLIENT_IMPORTS = """
+import sys, time
+start = time.perf_counter()
+import tf_gru4rec.serving.client
+loaded = [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
+print(time.perf_counter() - start, "tensorflow.python" in loaded, "tensorflow.core.framework.tensor_pb2" in loaded)
+"""
+
+
+def test_client_imports_the_protos_not_the_tensorflow_runtime():
+    out = subprocess.run([sys.executable, "-c", CLIENT_IMPORTS], capture_output=True, text=True, check=True)
+    seconds, runtime, protos = out.stdout.split()
+    assert (runtime, protos) == ("False", "True")
+    assert float(seconds) < 3  # TensorFlow's runtime alone takes 5-19 s
+
+
+@pytest.mark.parametrize("value, dtype", [
+    (np.arange(6, dtype=np.float32).reshape(2, 3), tf.float32), (np.array([[1, -2]], np.int64), tf.int64),
+    (np.array([True, False]), tf.bool), (np.array(7, np.int64), tf.int64), (np.zeros((0, 5), np.int32), tf.int32),
+    (np.array([["a", ""], ["é", "x" * 300]], object), tf.string),
+])
+def test_client_tensor_protos_equal_tensorflows(value, dtype):
+    from tf_gru4rec.serving.client import tensor_proto, to_ndarray
+
+    ours = tensor_proto(value, dtype.as_datatype_enum)
+    encoded = np.vectorize(str.encode, otypes=[object]) if dtype == tf.string else np.asarray
+    np.testing.assert_array_equal(tf.make_ndarray(ours), encoded(value))
+    for theirs in (tf.make_tensor_proto(value, dtype), ours):
+        back = to_ndarray(theirs)
+        assert back.dtype == (object if dtype == tf.string else value.dtype) and back.shape == value.shape
+        np.testing.assert_array_equal(back, value)
+    np.testing.assert_array_equal(to_ndarray(tf.make_tensor_proto(3, tf.int64, shape=[2, 2])), np.full((2, 2), 3))
+
+
+def test_local_server_passes_the_named_error_on(limited_export):
+    own, port = start_local_server(os.path.dirname(limited_export), port=0)  # at most 30 rows, 16-byte ids
+    zeros = lambda b, width=H: np.zeros((b, width), np.float32)  # noqa: E731
+    cases = [
+        ("step", {"item_id": [1000], "state": zeros(1, 8)},
+         "Shape of tensor state [1,8] is not compatible with expected shape [?,16]."),
+        ("step", {"item_id": [1000], "state": np.full((1, H), np.nan, np.float32)},
+         "state holds NaN or infinite values (pass a state this model's step returned)"),
+        ("stateful", {"session_id": ["x" * 17], "item_id": [1000]}, "a session_id has at most 16 bytes; "
+         "the longest has 17"),
+        ("step", {"item_id": [[1000]], "state": zeros(1)},
+         "Shape of tensor item_id [1,1] is not compatible with expected shape [?]."),
+        ("step", {"item_id": [1000] * 31, "state": zeros(31)},
+         "a request holds at most 30 rows (the export's limit for this catalogue); got 31"),
+    ]
+    try:
+        with GRU4RecClient(f"127.0.0.1:{port}") as client:
+            for signature, inputs, message in cases:
+                with pytest.raises(grpc.RpcError) as caught:
+                    client.predict(signature, inputs)
+                assert (caught.value.code(), caught.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+    finally:
+        own.stop(grace=None)
 
 
 def test_local_server_answers_errors_like_tf_serving(server, base):

@@ -655,8 +655,11 @@ def export_parser() -> ArgumentParser:
     parser.add_argument("--version", type=int, default=None, help="default: highest existing + 1")
     parser.add_argument("--k", type=int, default=20, help="recommendations per request row")
     parser.add_argument("--capacity", type=int, default=100_000, help="most sessions kept")
-    parser.add_argument("--max-rows", type=int, default=10_000,
-                        help="most rows one request may hold (10000)")
+    parser.add_argument("--request-memory", type=float, default=1.0, metavar="GIB",
+                        help="memory one request may use; the row and candidate limits follow from "
+                             "it and the catalogue (1)")
+    parser.add_argument("--max-rows", type=int, default=None,
+                        help="most rows one request may hold (default: as many as --request-memory fits)")
     parser.add_argument("--max-session-id-bytes", type=int, default=256,
                         help="longest session id accepted (256)")
     parser.add_argument("--max-seen", type=int, default=100,
@@ -683,7 +686,7 @@ def _export_command(argv):
 
     try:
         export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
-                                 args.max_session_id_bytes, args.max_seen)
+                                 args.max_session_id_bytes, args.max_seen, args.request_memory)
     except export.ExportError as e:  # a bad setting
         raise UsageError(str(e)) from None
     try:
@@ -697,9 +700,11 @@ def _export_command(argv):
               "skipped")
     path = export.export_model(model, args.out, args.version, k=args.k, capacity=args.capacity,
                                max_rows=args.max_rows, max_session_id_bytes=args.max_session_id_bytes,
-                               max_seen=args.max_seen)
+                               max_seen=args.max_seen, request_memory=args.request_memory)
     print(f"exported {path} (version {os.path.basename(path)})")
-    print(export.describe_signatures(tf.saved_model.load(path).signatures))
+    loaded = tf.saved_model.load(path)
+    print(export.describe_limits(loaded))
+    print(export.describe_signatures(loaded.signatures))
 
 
 def export_main(argv=None) -> int:

@@ -1,8 +1,8 @@
 """Export a trained GRU4Rec as a SavedModel for TF Serving: `<out>/<version>/`.
 
     python -m tf_gru4rec.export MODEL_DIR --out export/models/gru4rec [--version N] [--k 20]
-        [--capacity 100000] [--max-rows 10000] [--max-session-id-bytes 256] [--max-seen 100]
-        [--blocklist FILE]
+        [--capacity 100000] [--request-memory 1] [--max-rows N] [--max-session-id-bytes 256]
+        [--max-seen 100] [--blocklist FILE]
 
 Signatures (B = request rows, H = state width, k = recommendations, C = candidates; "id" is
 int64 when the model was trained on integer ItemIds, string otherwise):
@@ -32,6 +32,8 @@ int64 when the model was trained on integer ItemIds, string otherwise):
     set_blocklist (replaces the blocklist of this loaded model)
         in:  item_ids id [n]
         out: known bool [n] (the id is an item, now blocked)
+    limits (no inputs: this export's request limits, below)
+        out: max_rows, max_candidates, max_session_id_bytes, capacity: int64 scalars
 
 Behaviour:
 - Scores are GRU4Rec's raw output scores h . Wy[j] + By[j], the same as `GRU4Rec.score_all`.
@@ -42,10 +44,14 @@ Behaviour:
   order, as if the rows had been sent one request after another.
 - At most `capacity` sessions are kept; the least recently used are evicted (they restart
   from the zero state, and `new_session` says so).
-- Limits (export arguments): at most `max_rows` rows per request (default 10,000; memory
-  per request is linear in its rows), session ids of at most `max_session_id_bytes` bytes
-  (default 256). A request over a limit, with inputs of different lengths, or with a
-  non-finite `state` fails with INVALID_ARGUMENT and a message that says which.
+- Limits, derived from the catalogue and the memory one request may use (`request_memory`,
+  default 1 GiB; see `memory.request_limits`): at most `max_rows` rows per request (each
+  recommending row scores all N items, ~13 N bytes: ~80 rows for 1M items in 1 GiB), at
+  most `max_candidates` cells (rows x columns) in each of `candidate_ids` and `seen_ids`
+  (each `score_items` cell gathers an output-table row). An explicit `max_rows` replaces
+  the derived one. Session ids have at most `max_session_id_bytes` bytes (default 256). A request over a limit, with inputs of different lengths, or with a non-finite
+  `state` fails with INVALID_ARGUMENT and a message that says which; the `limits`
+  signature reports them. An empty request (B = 0) answers empty outputs.
 - Business rules (`recommending.py`, shared with `GRU4Rec.recommend`): blocked items (the
   `available` variable, initialised from the model's blocklist at export and replaced by
   `set_blocklist`) are never recommended by any recommending signature. `exclude_seen` drops
@@ -80,16 +86,20 @@ import tensorflow as tf  # noqa: E402
 
 from tf_gru4rec import recommending  # noqa: E402
 from tf_gru4rec.files import atomic_directory, remove_leftovers  # noqa: E402
+from tf_gru4rec.memory import request_limits  # noqa: E402
 
 SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items", "stateful_rules",
-              "step_rules", "set_blocklist")
+              "step_rules", "set_blocklist", "limits")
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 32)
-#: Default request limits of the exported signatures (see `ServingModule`).
-MAX_ROWS = 10_000
+#: Default request limits of the exported signatures (see `ServingModule`): GiB one request
+#: may use (the row and candidate limits follow from it and the catalogue), session id bytes.
+REQUEST_MEMORY = 1.0
 MAX_SESSION_ID_BYTES = 256
 #: Default number of a session's last clicks the stateful signatures remember (exclude_seen).
 MAX_SEEN = 100
+#: Base of the two int32 digits a session's last-used tick is stored as.
+_TICK_BASE = 2**31
 
 
 class ExportError(ValueError):
@@ -102,76 +112,99 @@ def occurrence_rank(keys):
     Example: [a, b, a, a] -> [0, 0, 1, 2]. Rows of one rank have distinct keys. Memory
     is linear in B (a stable sort of the rows by key), never a [B, B] comparison.
     """
-    _, group = tf.unique(keys)  # [B] group of each row
+    distinct, group = tf.unique(keys)  # [B] group of each row
     order = tf.argsort(group, stable=True)  # rows of a group together, in row order
     sorted_group = tf.gather(group, order)
     position = tf.range(tf.shape(keys)[0])
-    group_start = tf.math.unsorted_segment_min(position, sorted_group, tf.reduce_max(group) + 1)
+    # As many segments as distinct keys: 0 for an empty request (max(group) + 1 was not).
+    group_start = tf.math.unsorted_segment_min(position, sorted_group, tf.size(distinct))
     rank = position - tf.gather(group_start, sorted_group)
     return tf.scatter_nd(order[:, None], rank, tf.shape(keys))
+
+
+def _signature(fn, *specs):
+    """`tf.function` of fn over inputs `specs`, each input checked against its spec's shape
+    when it runs: a loaded signature does not check shapes, so a 2-D `item_id` or a state of
+    the wrong width would fail deep inside ("In[0] is not a matrix"); this way the error
+    names the input ("Shape of tensor item_id [1,1] is not compatible with expected shape
+    [?]")."""
+
+    def checked(*inputs):
+        return fn(*(tf.ensure_shape(x, spec.shape) for x, spec in zip(inputs, specs)))
+
+    return tf.function(checked, input_signature=list(specs))
 
 
 class SessionStore(tf.Module):
     """Hidden states and last clicks of live sessions, keyed by session id, bounded by LRU eviction.
 
-    Three hash tables session id -> state [H], session id -> its last `max_seen` known clicks
-    (item indices, oldest first, -1 where fewer) and session id -> last-used tick (a counter
-    bumped once per write). Each table operation is atomic, so concurrent requests for
-    different sessions never mix. When a request leaves more than `capacity` sessions, the
-    ones with the smallest ticks are removed (see `evict`); under concurrent requests
-    eviction can drop a few more than needed, never a wrong session's state.
+    ONE hash table, session id -> one int32 row [H + max_seen + 2]: the state's float32 bits,
+    the session's last `max_seen` known clicks (item indices, oldest first, -1 where fewer)
+    and its last-used tick (a counter bumped once per write, as two base-2^31 digits). A
+    session is written and removed by one op each, so its state, clicks and tick can never
+    be held apart (three tables could: an eviction racing a request left rows that `evict`
+    never saw). When a request leaves more than `capacity` sessions, the ones with the
+    smallest ticks are removed (see `evict`); under concurrent requests eviction can drop a
+    few more than needed, never a wrong session's state.
     """
 
     def __init__(self, state_size, capacity, max_seen=MAX_SEEN):
         super().__init__(name="sessions")
         self.capacity, self.state_size, self.max_seen = int(capacity), int(state_size), int(max_seen)
-        self.states = tf.lookup.experimental.MutableHashTable(
-            tf.string, tf.float32, default_value=tf.zeros([state_size])
-        )
-        self.seen = tf.lookup.experimental.MutableHashTable(
-            tf.string, tf.int32, default_value=tf.fill([self.max_seen], -1)
-        )
-        self.last_used = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=-1)
+        # Not held: zero state bits (0.0), no clicks, tick -1.
+        empty = tf.concat([tf.zeros([self.state_size], tf.int32), tf.fill([self.max_seen], -1),
+                           tf.fill([2], -1)], 0)
+        self.table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int32, default_value=empty)
         self.clock = tf.Variable(0, dtype=tf.int64, trainable=False, name="clock")
 
+    def _unpack(self, rows):
+        """Rows [b, W] -> (states float32 [b, H], seen int32 [b, max_seen], ticks int64 [b])."""
+        rows = tf.ensure_shape(rows, [None, self.state_size + self.max_seen + 2])
+        states = tf.bitcast(rows[:, : self.state_size], tf.float32)
+        seen = rows[:, self.state_size : self.state_size + self.max_seen]
+        digits = tf.cast(rows[:, -2:], tf.int64)
+        return states, seen, tf.where(digits[:, 0] < 0, tf.constant(-1, tf.int64),
+                                      digits[:, 0] * _TICK_BASE + digits[:, 1])
+
     def read(self, keys):
-        """Session ids [b] -> (states [b, H], seen [b, max_seen]); empty for sessions not held."""
-        return (tf.ensure_shape(self.states.lookup(keys), [None, self.state_size]),
-                tf.ensure_shape(self.seen.lookup(keys), [None, self.max_seen]))
+        """Session ids [b] -> (states [b, H], seen [b, max_seen], held bool [b]), from one
+        lookup; zeros and -1 for sessions not held."""
+        states, seen, ticks = self._unpack(self.table.lookup(keys))
+        return states, seen, ticks >= 0
 
     def write(self, keys, states, seen):
         """Stores states [b, H] and seen [b, max_seen] of sessions [b] (distinct ids); marks
         them used now."""
         tick = self.clock.assign_add(1)
-        return tf.group(
-            self.states.insert(keys, states),
-            self.seen.insert(keys, seen),
-            self.last_used.insert(keys, tf.fill(tf.shape(keys), tick)),
-        )
+        digits = tf.cast(tf.stack([tick // _TICK_BASE, tick % _TICK_BASE]), tf.int32)
+        rows = tf.concat([tf.bitcast(states, tf.int32), seen,
+                          tf.tile(digits[None, :], [tf.shape(keys)[0], 1])], axis=1)
+        return self.table.insert(keys, rows)
 
     def held(self, keys):
         """Whether each session of [b] has a stored state."""
-        return tf.ensure_shape(self.last_used.lookup(keys) >= 0, keys.shape)
+        return self.read(keys)[2]
 
     def remove(self, keys):
-        """Forgets sessions [b]; returns bool [b], whether each was held."""
+        """Forgets sessions [b] (state and clicks); returns bool [b], whether each was held."""
         held = self.held(keys)
         with tf.control_dependencies([held]):
-            removed = tf.group(self.states.remove(keys), self.seen.remove(keys),
-                               self.last_used.remove(keys))
+            removed = self.table.remove(keys)
         with tf.control_dependencies([removed]):
             return tf.identity(held)
 
     def evict(self):
         """Over `capacity`, removes the least recently used sessions; returns how many.
 
-        Finding them scans every session (O(capacity)), so each scan frees the excess plus
-        1% of the capacity: at most one scan per `capacity // 100` new sessions.
+        Finding them scans every session (O(capacity), a copy of the table), so each scan
+        frees the excess plus 1% of the capacity: at most one scan per `capacity // 100` new
+        sessions.
         """
-        excess = self.last_used.size() - self.capacity
+        excess = self.table.size() - self.capacity
 
         def drop_oldest():
-            keys, ticks = self.last_used.export()
+            keys, rows = self.table.export()
+            ticks = self._unpack(rows)[2]
             n = tf.minimum(excess + self.capacity // 100, tf.size(ticks, out_type=tf.int64))
             oldest = tf.math.top_k(-ticks, tf.cast(n, tf.int32)).indices
             return tf.reduce_sum(tf.cast(self.remove(tf.gather(keys, oldest)), tf.int64))
@@ -179,7 +212,7 @@ class SessionStore(tf.Module):
         return tf.cond(excess > 0, drop_oldest, lambda: tf.constant(0, tf.int64))
 
     def size(self):
-        return self.last_used.size()
+        return self.table.size()
 
 
 class ServingModule(tf.Module):
@@ -194,23 +227,29 @@ class ServingModule(tf.Module):
         model: a trained `GRU4Rec`; its blocklist (`set_blocklist`) is the initial one.
         k: recommendations per row (at most the number of items).
         capacity: most sessions `stateful` keeps.
-        max_rows: most rows one request may hold (memory per request is linear in them).
+        max_rows: most rows one request may hold; None: as many as `request_memory` fits.
         max_session_id_bytes: longest session id `stateful` and `end_session` accept.
         max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
+        request_memory: GiB one request may use; the row and candidate limits follow.
     """
 
-    def __init__(self, model, k=20, capacity=100_000, max_rows=MAX_ROWS,
-                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
+    def __init__(self, model, k=20, capacity=100_000, max_rows=None,
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
+                 request_memory=REQUEST_MEMORY):
         super().__init__(name="gru4rec_serving")
-        self.max_rows, self.max_session_id_bytes = int(max_rows), int(max_session_id_bytes)
+        self.k = int(min(k, model.n_items))
+        self.state_size = int(model.state_size)
+        limits = serving_limits(model.n_items, self.state_size, self.k, int(model.wy.shape[1]),
+                                request_memory)
+        self.max_rows = limits["max_rows"] if max_rows is None else int(max_rows)
+        self.max_candidates = limits["max_candidates"]
+        self.capacity, self.max_session_id_bytes = int(capacity), int(max_session_id_bytes)
         ids = model.item_map.ids
         self.pad_id = recommending.pad_id(model.item_map)
         if model.item_map.lookup([self.pad_id])[0] >= 0:
             raise ExportError(f"item id {self.pad_id!r} is the pad id of requests and results; "
                               "the catalogue must not contain it")
         self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
-        self.k = int(min(k, model.n_items))
-        self.state_size = int(model.state_size)
         self.model_variables = [w.value for w in model.trainable_weights]
         # Bound methods, not the model: only the variables above are tracked and saved.
         self._model_step, self._score_all = model.step, model.score_all
@@ -230,19 +269,16 @@ class ServingModule(tf.Module):
         state_spec = tf.TensorSpec([None, self.state_size], tf.float32, "state")
         flag_spec = lambda name: tf.TensorSpec([None], tf.bool, name)
         rules = [flag_spec("exclude_seen"), ids_spec("candidate_ids", 2), flag_spec("restrict")]
-        self.stateful = tf.function(self._stateful, input_signature=[sessions_spec, ids_spec("item_id")])
-        self.end_session = tf.function(self._end_session, input_signature=[sessions_spec])
-        self.step = tf.function(self._step, input_signature=[ids_spec("item_id"), state_spec])
-        self.score_items = tf.function(
-            self._score_items, input_signature=[state_spec, ids_spec("candidate_ids", 2)]
-        )
-        self.stateful_rules = tf.function(
-            self._stateful_rules, input_signature=[sessions_spec, ids_spec("item_id"), *rules])
-        self.step_rules = tf.function(
-            self._step_rules,
-            input_signature=[ids_spec("item_id"), state_spec, rules[0], ids_spec("seen_ids", 2), *rules[1:]])
-        self.set_blocklist = tf.function(self._set_blocklist, input_signature=[ids_spec("item_ids")])
+        self.stateful = _signature(self._stateful, sessions_spec, ids_spec("item_id"))
+        self.end_session = _signature(self._end_session, sessions_spec)
+        self.step = _signature(self._step, ids_spec("item_id"), state_spec)
+        self.score_items = _signature(self._score_items, state_spec, ids_spec("candidate_ids", 2))
+        self.stateful_rules = _signature(self._stateful_rules, sessions_spec, ids_spec("item_id"), *rules)
+        self.step_rules = _signature(self._step_rules, ids_spec("item_id"), state_spec, rules[0],
+                                     ids_spec("seen_ids", 2), *rules[1:])
+        self.set_blocklist = _signature(self._set_blocklist, ids_spec("item_ids"))
         self.n_sessions = tf.function(self.sessions.size, input_signature=[])
+        self.limits = tf.function(self._limits, input_signature=[])
 
     def signatures(self):
         """Signature name -> concrete function, as `tf.saved_model.save` takes them."""
@@ -256,6 +292,7 @@ class ServingModule(tf.Module):
             "stateful_rules": self.stateful_rules.get_concrete_function(),
             "step_rules": self.step_rules.get_concrete_function(),
             "set_blocklist": self.set_blocklist.get_concrete_function(),
+            "limits": self.limits.get_concrete_function(),
         }
 
     # ----- building blocks ------------------------------------------------------------
@@ -263,14 +300,21 @@ class ServingModule(tf.Module):
         """Request checks; a failed one is an INVALID_ARGUMENT error that says what is wrong.
 
         rows: the request's row count; rows_of: (name, tensor) pairs that must have as many
-        rows as `rows`; session_id: ids whose byte length is bounded; state: must be finite.
+        rows as `rows` (the 2-D id inputs among them at most `max_candidates` cells);
+        session_id: ids whose byte length is bounded; state: must be finite.
         """
         checks = [tf.debugging.assert_less_equal(
-            rows, self.max_rows, message=f"a request holds at most {self.max_rows} rows; got")]
+            rows, self.max_rows, message=f"a request holds at most {self.max_rows} rows (the "
+                                         "export's limit for this catalogue); got")]
         for name, tensor in rows_of:
             checks.append(tf.debugging.assert_equal(
                 tf.shape(tensor)[0], rows,
                 message=f"{name} must have one row per request row (mismatched lengths); got"))
+            if name in ("candidate_ids", "seen_ids"):
+                checks.append(tf.debugging.assert_less_equal(
+                    tf.size(tensor, tf.int64), tf.constant(self.max_candidates, tf.int64),
+                    message=f"{name} holds at most {self.max_candidates} ids in all (rows x columns, "
+                            "the export's limit for this catalogue); got"))
         if session_id is not None:
             longest = tf.reduce_max(tf.concat([tf.strings.length(session_id), [0]], 0))
             checks.append(tf.debugging.assert_less_equal(
@@ -328,25 +372,27 @@ class ServingModule(tf.Module):
         row, new_session [B])."""
         index = self.item_index.lookup(item_id)
         rank = occurrence_rank(session_id)
-        # A session's first row in the request starts afresh unless its state is held.
-        new_session = (rank == 0) & ~self.sessions.held(session_id)
         n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
-        def one_round(r, states, seen):
+        def one_round(r, states, seen, new_session):
             # Rows of rank r hold distinct sessions: read, advance, write back; the next
             # round reads what this one wrote, so repeated ids are processed in row order.
             rows = tf.where(rank == r)[:, 0]
             keys, clicks = tf.gather(session_id, rows), tf.gather(index, rows)
-            old_states, old_seen = self.sessions.read(keys)
+            old_states, old_seen, held = self.sessions.read(keys)
             new, new_seen = self._advance(clicks, old_states), self._remember(old_seen, clicks)
+            # A session's first row starts afresh unless held, told by the same lookup
+            # that read its state.
+            new_session = tf.tensor_scatter_nd_update(new_session, rows[:, None], ~held & (r == 0))
             with tf.control_dependencies([self.sessions.write(keys, new, new_seen)]):
                 return (r + 1, tf.tensor_scatter_nd_update(states, rows[:, None], new),
-                        tf.tensor_scatter_nd_update(seen, rows[:, None], new_seen))
+                        tf.tensor_scatter_nd_update(seen, rows[:, None], new_seen), new_session)
 
         rows = tf.shape(session_id)[0]
         states = tf.zeros([rows, self.state_size])
         seen = tf.fill([rows, self.sessions.max_seen], -1)
-        _, states, seen = tf.while_loop(lambda r, *_: r < n_rounds, one_round, (0, states, seen))
+        _, states, seen, new_session = tf.while_loop(
+            lambda r, *_: r < n_rounds, one_round, (0, states, seen, tf.zeros([rows], tf.bool)))
         with tf.control_dependencies([states, seen]):
             evicted = self.sessions.evict()
         with tf.control_dependencies([evicted]):
@@ -405,6 +451,10 @@ class ServingModule(tf.Module):
         scores = self._model_score_items(self._output_of(state), tf.where(known, index, 0))
         return {"scores": tf.where(known, scores, -np.inf), "known": known}
 
+    def _limits(self):
+        return {name: tf.constant(getattr(self, name), tf.int64)
+                for name in ("max_rows", "max_candidates", "max_session_id_bytes", "capacity")}
+
     def _set_blocklist(self, item_ids):
         """Replaces the blocklist by the known ids of item_ids [n] (not bounded by max_rows:
         a blocklist may hold the whole catalogue)."""
@@ -459,19 +509,36 @@ def next_version(base):
     return max(existing_versions(base), default=0) + 1
 
 
-def check_export_args(k, capacity, version=None, max_rows=MAX_ROWS,
-                      max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
-    """Raises ExportError unless the arguments (version when given) are positive ints."""
-    given = {"k": k, "capacity": capacity, "max_rows": max_rows,
-             "max_session_id_bytes": max_session_id_bytes, "max_seen": max_seen}
-    given |= {} if version is None else {"version": version}
+def check_export_args(k, capacity, version=None, max_rows=None,
+                      max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
+                      request_memory=REQUEST_MEMORY):
+    """Raises ExportError unless the arguments (version and max_rows when given) are positive
+    ints and request_memory a positive number of GiB."""
+    given = {"k": k, "capacity": capacity, "max_session_id_bytes": max_session_id_bytes,
+             "max_seen": max_seen}
+    given |= {name: value for name, value in (("version", version), ("max_rows", max_rows))
+              if value is not None}
     for name, value in given.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ExportError(f"`{name}` should be a positive int. Received: `{name}` = {value!r}.")
+    if (isinstance(request_memory, bool) or not isinstance(request_memory, (int, float, np.number))
+            or not 0 < request_memory < float("inf")):
+        raise ExportError("`request_memory` should be a positive number of GiB. "
+                          f"Received: `request_memory` = {request_memory!r}.")
 
 
-def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_ROWS,
-                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN):
+def serving_limits(n_items, state_size, k, d, request_memory=REQUEST_MEMORY):
+    """`memory.request_limits` for `request_memory` GiB; ExportError if no row fits."""
+    limits = request_limits(n_items, state_size, k, d, int(request_memory * 2**30))
+    if min(limits.values()) < 1:
+        raise ExportError(f"request_memory {request_memory} GiB holds not even one request row "
+                          f"of {n_items} items: raise it")
+    return limits
+
+
+def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=None,
+                 max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
+                 request_memory=REQUEST_MEMORY):
     """Writes `model` as `<out>/<version>/` (SavedModel + warm-up requests); returns that path.
 
     The version folder is written under a temporary name in `out` (not numeric, so TF
@@ -485,10 +552,10 @@ def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_
         version: positive int; default one more than the highest existing version, or 1.
         k: recommendations per row.
         capacity: most sessions the `stateful` signature keeps (LRU eviction beyond).
-        max_rows, max_session_id_bytes: request limits (see `ServingModule`).
+        max_rows, max_session_id_bytes, request_memory: request limits (see `ServingModule`).
         max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
     """
-    check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen)
+    check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen, request_memory)
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
@@ -498,10 +565,18 @@ def export_model(model, out, version=None, k=20, capacity=100_000, max_rows=MAX_
     remove_leftovers(final)
     with atomic_directory(final) as tmp:
         module = ServingModule(model, k=k, capacity=capacity, max_rows=max_rows,
-                               max_session_id_bytes=max_session_id_bytes, max_seen=max_seen)
+                               max_session_id_bytes=max_session_id_bytes, max_seen=max_seen,
+                               request_memory=request_memory)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
     return final
+
+
+def describe_limits(loaded):
+    """One line: the request limits of a loaded export (its `limits` signature)."""
+    got = {key: int(value) for key, value in loaded.signatures["limits"]().items()}
+    return (f"request limits: {got['max_rows']} rows, {got['max_candidates']} candidate ids, "
+            f"session ids of {got['max_session_id_bytes']} bytes; {got['capacity']} sessions kept")
 
 
 def describe_signatures(signatures):

@@ -114,3 +114,23 @@ def describe(parts: dict) -> str:
     return f"{sum(parts.values()) / 2**30:.2f} GiB (" + ", ".join(
         f"{k} {v / 2**30:.2f}" for k, v in parts.items() if v) + ")"
 
+
+
+#: Default memory one serving request may use (`python -m tf_gru4rec.export --request-memory`).
+REQUEST_BYTES = 1 << 30
+
+
+def request_limits(n_items: int, state_size: int, k: int, d: int, budget: int = REQUEST_BYTES) -> dict:
+    """The largest serving request whose tensors fit `budget` bytes, for a model of `n_items`
+    items, state width `state_size`, last layer `d` and `k` recommendations per row.
+
+    Returns {"max_rows": request rows, "max_candidates": candidate (or seen) id cells, rows
+    x columns}; 0 where not even one fits. A recommending row scores every item: its scores
+    and masked scores (float32) and five bool masks (blocked, seen, candidates, allowed,
+    found) of N each, plus the GRU step's gates and states (8H), its output (d) and the top-k
+    (indices, ids, scores). A candidate cell of `score_items` gathers its output-table row
+    (d floats) beside its id, index, score and flag.
+    """
+    row = n_items * (2 * FLOAT + 5) + (8 * state_size + d) * FLOAT + k * (2 * FLOAT + 2 * 8)
+    candidate = (d + 2) * FLOAT + 2 * 8 + 1
+    return {"max_rows": int(budget // row), "max_candidates": int(budget // candidate)}

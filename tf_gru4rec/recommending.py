@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tf_gru4rec.serving.candidates import per_session  # TF-free: the gRPC client uses it too
+
 
 def pad_id(item_map):
     """The id that fills result slots no allowed item is left for (and pads request rows)."""
@@ -84,22 +86,6 @@ def padded(rows):
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
-
-
-def per_session(candidates, n):
-    """`candidates` as one entry per session (None: not restricted)."""
-    if candidates is None:
-        return [None] * n
-    listlike = [c is None or (not isinstance(c, (str, bytes)) and np.ndim(c) == 1) for c in candidates]
-    if len(candidates) and all(listlike):
-        if len(candidates) != n:
-            raise ValueError(f"`candidates` holds {len(candidates)} lists for {n} sessions; give one "
-                             "list (or None) per session, or one list of ids for all sessions")
-        return list(candidates)
-    if any(listlike):
-        raise ValueError("`candidates` should be one list of item ids for all sessions, or one list "
-                         "(or None) per session; it mixes ids and lists")
-    return [candidates] * n
 
 
 @tf.function(reduce_retracing=True)

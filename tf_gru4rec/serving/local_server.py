@@ -16,6 +16,7 @@ client code talks to either.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from concurrent import futures
 
@@ -48,6 +49,29 @@ from tensorflow_serving.apis import (  # noqa: E402
 from tf_gru4rec.export import existing_versions  # noqa: E402
 
 DEFAULT_SIGNATURE = "serving_default"
+#: Lines of a TensorFlow graph error around the op's own message.
+_FRAME_LINES = ("Graph execution error:", "Detected at node", "<stack traces unavailable>", "File ")
+_ASSERTION = re.compile(r"assertion failed: \[(.*?)\] \[Condition [^\]]*\] \[x \([^)]*\) = \] \[([^\]]*)\]")
+
+
+def error_message(error):
+    """One line naming what went wrong in a signature, as TF Serving reports it.
+
+    A graph error's text is "Graph execution error:", the failing node and its stack, then
+    the op's message, then "[[{{node ...}}]] [Op:...]": only the op's message is kept. An
+    assertion's ("assertion failed: [text] [Condition ...] [x (...) = ] [31] ...") becomes
+    its text, followed by the offending value when the text ends asking for it ("got",
+    "has").
+    """
+    text = getattr(error, "message", None) or str(error)
+    lines = [line.strip() for line in text.splitlines()]
+    message = " ".join(line for line in lines if line and not line.startswith(_FRAME_LINES))
+    message = re.sub(r"\s*\[\[\{\{node .*$", "", message).replace("\\'", "'")
+    assertion = _ASSERTION.search(message)
+    if assertion:
+        text, value = assertion.groups()
+        message = f"{text} {value}" if text.endswith((" got", " has")) else text
+    return message or type(error).__name__
 
 
 def read_signature_defs(version_dir):
@@ -119,7 +143,7 @@ class LocalPredictionService(prediction_service_pb2_grpc.PredictionServiceServic
         try:
             outputs = fn(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
         except (tf.errors.OpError, ValueError, TypeError) as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e).strip().splitlines()[0])
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error_message(e))
         wanted = set(request.output_filter) or set(outputs)
         unknown = wanted - set(outputs)
         if unknown:
