@@ -501,9 +501,9 @@ def _train_command(argv):
     from tf_gru4rec.files import remove_leftovers
 
     if args.save:  # before any work: a save that would fail must not cost a training run
+        for done in remove_leftovers(args.save):  # first: it may restore the model directory
+            log(f"{done}, left by an interrupted save")
         training.check_model_dir(args.save, args.overwrite)
-        for leftover in remove_leftovers(args.save):
-            log(f"removed {leftover}, left by an interrupted save")
 
     if demo:
         from tf_gru4rec.synthetic import split_by_time, synthetic_sessions

@@ -278,8 +278,8 @@ def save_model_dir(model, path, params: GRU4RecParams | None = None, overwrite=F
     atomically (`files.atomic_directory`): a reader, or a kill at any moment, finds the
     old model or the new one, complete. Leftovers of an earlier killed save are removed.
     """
+    remove_leftovers(path)  # first: it may restore the directory an interrupted save left missing
     check_model_dir(path, overwrite)
-    remove_leftovers(path)
     with atomic_directory(path, replace=True) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         info = {"params": params.to_string() if params else None,
