@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -330,3 +332,50 @@ def test_without_extra_negatives_the_epoch_ends_below_two_active_rows(n_sample, 
     df = frame([(s, 10 + (s * 7 + i) % 5, s * 100 + i) for s, n in enumerate([2, 2, 9]) for i in range(n)])
     batcher = SessionParallelBatcher(SessionData.from_frame(df), batch_size=2, n_sample=n_sample)
     assert batcher.schedule.valid.sum(axis=1).min() == fewest
+
+
+# ----- string ids: bounded, stored without fixed-width copies; reading progress (issue 17) ------
+def test_an_id_longer_than_the_export_bound_is_refused_in_one_line():
+    from tf_gru4rec.data import MAX_ID_BYTES
+    from tf_gru4rec.export import MAX_SESSION_ID_BYTES
+
+    assert MAX_ID_BYTES == MAX_SESSION_ID_BYTES == 256  # any id of the data can be a request's
+    fits, over = "é" * 128, "é" * 128 + "x"  # 256 and 257 bytes, 128 and 129 characters
+    df = frame([(1, "a", 0.0), (1, fits, 1.0), (2, "a", 2.0), (2, "b", 3.0)])
+    assert list(SessionData.from_frame(df).item_map.ids) == ["a", fits, "b"]
+    with pytest.raises(DataError) as e:
+        SessionData.from_frame(frame([(1, "a", 0.0), (1, over, 1.0)]), source="clicks.tsv")
+    assert str(e.value) == ("clicks.tsv: 1 ItemId value(s) longer than 256 bytes (UTF-8), e.g. one of 257 "
+                            "bytes starting 'éééééééééééééééééééé'")
+    with pytest.raises(DataError, match="SessionId value"):
+        SessionData.from_frame(frame([("s" * 300, "a", 0.0), ("s" * 300, "b", 1.0)]))
+    with pytest.raises(DataError, match="item map: 1 item id value"):
+        ItemMap(["a", "x" * 1000])
+
+
+def test_string_ids_are_stored_as_objects_not_as_wide_as_the_longest():
+    df = frame([(1, "a", 0.0), (1, "b" * 250, 1.0), (2, "a", 2.0), (2, "c", 3.0)])
+    data = SessionData.from_frame(df)
+    ids = data.item_map.ids
+    assert ids.dtype == object and ids.nbytes == 3 * 8  # pointers, not 3 x 250 x 4 bytes of <U250
+    assert data.item_map.id_length == pytest.approx(252 / 3)
+    wide = ItemMap(np.array(["a", "b" * 250, "c"]))  # e.g. loaded from a saved model's <U250 array
+    assert wide.ids.dtype == object and wide == data.item_map
+    assert list(wide.lookup(np.array(["c", "zz", "a"]))) == [2, -1, 0]
+    assert wide.tobytes() == data.item_map.tobytes() != ItemMap(["a", "c", "b" * 250]).tobytes()
+
+
+def test_a_long_read_reports_its_progress(tmp_path, monkeypatch):
+    from tf_gru4rec import data
+
+    path = tmp_path / "clicks.tsv"
+    frame([(s // 3, s % 7, float(s)) for s in range(30_000)]).to_csv(path, sep="\t", index=False)
+    monkeypatch.setattr(data, "LONG_READ_BYTES", 1000)  # the file is ~400 KiB: a long read here
+    lines = []
+    df = read_sessions(path, progress=lines.append)
+    assert len(df) == 30_000 and df["ItemId"].dtype == np.int64
+    assert lines[-1].startswith(f"{path}: read 100% (") and len(lines) == len(set(lines)) >= 2
+    lines.clear()
+    monkeypatch.setattr(data, "LONG_READ_BYTES", os.path.getsize(path) + 1)  # short: read as before
+    read_sessions(path, progress=lines.append)
+    assert lines == []
