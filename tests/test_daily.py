@@ -116,3 +116,79 @@ def test_bad_input_and_settings_are_one_line(four_days, tmp_path, capsys):
         assert main([str(a) for a in argv]) == status
         out, err = capsys.readouterr()
         assert out == "" and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """train and evaluate as stand-ins that check their data as the real ones do (SessionData
+    from the frame: DataError without a usable session). A model records the events of each
+    training it went through (`trained`); warm starts grow its item map. Returns the list of
+    the models evaluated, in order."""
+    from types import SimpleNamespace
+
+    from tf_gru4rec import evaluation, training, warm_start
+    from tf_gru4rec.data import ItemMap, SessionData
+
+    def train(data, params, verbose=0, init_from=None):
+        data = data if isinstance(data, SessionData) else SessionData.from_frame(data)
+        ids = data.item_map.ids if init_from is None else pd.unique(np.r_[init_from.item_map.ids, data.item_map.ids])
+        trained = [] if init_from is None else init_from.trained
+        model = SimpleNamespace(item_map=ItemMap(ids), n_items=len(ids), trained=trained + [data.n_events])
+        return SimpleNamespace(model=model, train_seconds=1.0)
+
+    evaluated = []
+
+    def evaluate(model, test, cutoffs, mode):
+        data = evaluation.as_session_data(test, model.item_map)
+        evaluated.append(model)
+        return {"n_events": data.n_examples, "recall@20": 0.5, "mrr@20": 0.25}
+
+    monkeypatch.setattr(training, "train", train)
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(warm_start, "WarmStart", lambda model, optimizer_state: model)
+    return evaluated
+
+
+@pytest.fixture(scope="module")
+def gap_day(tmp_path_factory):
+    """1000 synthetic sessions, 200 a day from 2014-04-01 to 2014-04-05, with no session on 2014-04-03."""
+    df = synthetic_sessions(n_sessions=1000, n_items=60, seed=5)
+    position = df.groupby("SessionId").cumcount()
+    df = df.assign(Time=APRIL_1 + df["SessionId"] * (DAY / 200) + 60.0 * position)
+    df = df[days(df) != "2014-04-03"]
+    path = tmp_path_factory.mktemp("gap") / "clicks.tsv"
+    df.to_csv(path, sep="\t", index=False)
+    return df, path
+
+
+def test_a_day_without_data_is_reported_and_the_run_goes_on(gap_day, fake_training, capsys):
+    df, path = gap_day
+    status = main([str(path), "--window-days", "1", "--days", "4", "--params", TINY, "--json"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    result = json.loads(out.splitlines()[-1])
+    assert [r["day"] for r in result["days"]] == ["2014-04-02", "2014-04-03", "2014-04-04", "2014-04-05"]
+    first, no_test, no_window, last = result["days"]
+    assert no_test == {"day": "2014-04-03", "not_evaluated": "the sessions of 2014-04-03 on the window's items: no rows"}
+    assert no_window == {"day": "2014-04-04", "not_evaluated": "the window 2014-04-03 to 2014-04-03: no rows; "
+                                                               "the sessions of 2014-04-03: no rows"}
+    assert first["warm"] == first["cold"] and last["cold"]["train_clicks"] == last["warm"]["train_clicks"]
+    assert result["mean"]["days"] == 2 and result["mean"]["test_events"] == first["test_events"] + last["test_events"]
+    assert "2 of 4 day(s) not evaluated (no usable sessions): 2014-04-03, 2014-04-04" in err
+    assert "| 2014-04-04 | not evaluated: the window 2014-04-03 to 2014-04-03: no rows; " in err
+
+
+def test_the_warm_chain_goes_on_through_days_not_evaluated(gap_day, fake_training):
+    from tf_gru4rec.daily import run_daily
+    from tf_gru4rec.data import SessionData
+
+    df, _ = gap_day
+    events = {d: SessionData.from_frame(df[days(df) == d]).n_events for d in ("2014-04-01", "2014-04-02", "2014-04-04")}
+    rows = run_daily(df, TINY, 1, 4, modes=("warm",))
+    models = fake_training
+    # The warm model of 04-05: the cold one of 04-02 (window 04-01), trained on 04-02 (on 04-03),
+    # unchanged on 04-04 (nothing on 04-03), then trained on 04-04.
+    assert models[-1].trained == [events["2014-04-01"], events["2014-04-02"], events["2014-04-04"]]
+    assert [r["day"] for r in rows if "not_evaluated" in r] == ["2014-04-03", "2014-04-04"]
+    assert rows[-1]["warm"]["items"] == df[days(df) < "2014-04-05"]["ItemId"].nunique()

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from tf_gru4rec import files
 from tf_gru4rec.files import _exchange, atomic_directory, remove_leftovers
 
 # Rewrites a folder of 3 files again and again, all files carrying the generation number.
@@ -72,14 +73,24 @@ def test_replacement_is_atomic_under_kill_9(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["model"]
 
 
+def dead_pid():
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def folder(path, content):
+    path.mkdir()
+    (path / "a").write_text(content)
+    return path
+
+
 def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     path = tmp_path / "m"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    dead = dead_pid()
     (tmp_path / f".m.tmp-{dead}-x1").mkdir()
     (tmp_path / f".m.tmp-{os.getpid()}-x2").mkdir()  # a live write in progress
     (tmp_path / f".other.tmp-{dead}-x3").mkdir()  # another target's
-    assert remove_leftovers(path) == [str(tmp_path / f".m.tmp-{dead}-x1")]
+    assert remove_leftovers(path) == [f"removed {tmp_path / f'.m.tmp-{dead}-x1'}"]
     assert sorted(os.listdir(tmp_path)) == sorted([f".m.tmp-{os.getpid()}-x2", f".other.tmp-{dead}-x3"])
 
 
@@ -101,3 +112,63 @@ def test_exchange_swaps_two_folders(tmp_path):
     (tmp_path / "x" / "1").touch()
     assert _exchange(str(tmp_path / "x"), str(tmp_path / "y"))
     assert os.listdir(tmp_path / "y") == ["1"] and os.listdir(tmp_path / "x") == []
+
+
+# The states a kill leaves when the OS cannot swap two folders (the old content is renamed to
+# TMP-old, then TMP to the path): (folders left, the content `remove_leftovers` leaves at the path).
+KILLED_REPLACEMENTS = {
+    "between the two renames": ({"x1": "new", "x1-old": "old"}, "new"),  # TMP complete: moved
+    "between the renames, new copy gone": ({"x1-old": "old"}, "old"),
+    "while writing a first version": ({"x1": "half"}, None),  # maybe incomplete: never restored
+}
+
+
+@pytest.mark.parametrize("left, restored", KILLED_REPLACEMENTS.values(), ids=KILLED_REPLACEMENTS.keys())
+def test_a_kill_that_left_no_folder_is_recovered_from_the_leftovers(tmp_path, left, restored):
+    path, dead = tmp_path / "m", dead_pid()
+    for suffix, content in left.items():
+        folder(tmp_path / f".m.tmp-{dead}-{suffix}", content)
+    done = remove_leftovers(path)
+    assert os.listdir(tmp_path) == (["m"] if restored else [])
+    if restored:
+        assert (path / "a").read_text() == restored
+        assert done[0] == f"restored {path} from {tmp_path}/.m.tmp-{dead}-{'x1' if restored == 'new' else 'x1-old'}"
+    assert len(done) == len(left)
+
+
+def test_a_kill_after_the_second_rename_keeps_the_new_folder(tmp_path):
+    path, dead = folder(tmp_path / "m", "new"), dead_pid()
+    folder(tmp_path / f".m.tmp-{dead}-x1-old", "old")
+    assert remove_leftovers(path) == [f"removed {tmp_path}/.m.tmp-{dead}-x1-old"]
+    assert os.listdir(tmp_path) == ["m"] and (path / "a").read_text() == "new"
+
+
+def test_a_writer_that_holds_its_lock_is_running_whatever_its_pid(tmp_path):
+    """A writer in another pid namespace (a container sharing the volume) has a pid that looks
+    dead here: its lock alone says it runs. Killed, the kernel drops the lock."""
+    path, dead = tmp_path / "m", dead_pid()
+    new, old = folder(tmp_path / f".m.tmp-{dead}-x1", "new"), folder(tmp_path / f".m.tmp-{dead}-x1-old", "old")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys\n"  # a writer's lock: shared flock on each folder
+         "fds = [os.open(p, os.O_RDONLY) for p in sys.argv[1:]]\n"
+         "[fcntl.flock(fd, fcntl.LOCK_SH) for fd in fds]\nprint(flush=True); sys.stdin.read()",
+         str(new), str(old)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdout.readline()
+        assert remove_leftovers(path) == []  # mid-replacement: no folder at the path, and none restored
+        assert sorted(os.listdir(tmp_path)) == [new.name, old.name]
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(timeout=10)
+    assert remove_leftovers(path)[0] == f"restored {path} from {new}"
+    assert os.listdir(tmp_path) == ["m"] and (path / "a").read_text() == "new"
+
+
+def test_replacement_without_an_atomic_swap_locks_both_folders(tmp_path, monkeypatch):
+    locked = []  # at the moment of the swap: is the new folder locked, and the old one?
+    monkeypatch.setattr(files, "_exchange", lambda a, b: locked.extend(map(files._locked, (a, b))))
+    path = folder(tmp_path / "m", "old")
+    with atomic_directory(path, replace=True) as tmp:
+        open(os.path.join(tmp, "a"), "w").write("new")
+    assert locked == [True, True]
+    assert os.listdir(tmp_path) == ["m"] and (path / "a").read_text() == "new"

@@ -2,10 +2,69 @@
 
 import pytest
 
-from tf_gru4rec.memory import MemoryEstimateError, check_fits, training_bytes
+from tf_gru4rec import memory
+from tf_gru4rec.memory import MemoryEstimateError, available_bytes, check_fits, data_bytes, training_bytes
 from tf_gru4rec.params import parse_params
 
 GIB = 2**30
+
+
+# ----- replicas, GPU memory, cgroups, data structures (issue 17, item 6) ---------------------
+@pytest.fixture(autouse=True)
+def no_gpu(monkeypatch):
+    """check_fits asks TensorFlow for a GPU's free memory: here, none (a test sets one)."""
+    monkeypatch.setattr(memory, "device_available_bytes", lambda: None)
+
+
+def test_every_replica_holds_its_own_tables_step_and_sampler_cache():
+    p = parse_params("layers=100,n_sample=2048,sample_cache_size=10000000")
+    one, four = training_bytes(1_000_000, p, eval_rows=16), training_bytes(1_000_000, p, eval_rows=16, replicas=4)
+    for part in ("negative cache", "item tables", "optimizer slots", "training step"):
+        assert four[part] == 4 * one[part] > 0
+    assert four["evaluation chunk"] == one["evaluation chunk"] and four["runtime"] == one["runtime"]
+    assert data_bytes(1000, 100, replicas=4)["samplers"] == 4 * data_bytes(1000, 100)["samplers"]
+
+
+def test_on_a_gpu_the_tables_are_checked_against_its_memory_not_the_hosts(monkeypatch):
+    parts = training_bytes(30_000_000, parse_params("layers=100,momentum=0.2"))  # ~34 GiB of tables
+    monkeypatch.setattr(memory, "device_available_bytes", lambda: 16 * GIB)
+    with pytest.raises(MemoryEstimateError, match=r"needs about 33.9 GiB of GPU memory per GPU but 16.0 GiB "
+                                                  r"is available; the largest part is the optimizer slots"):
+        check_fits(parts, available=512 * GIB)
+    monkeypatch.setattr(memory, "device_available_bytes", lambda: 80 * GIB)
+    assert check_fits(parts, available=8 * GIB) == sum(parts.values())  # the host holds little of it
+    # Two GPUs: each holds one replica's tables.
+    assert check_fits(training_bytes(30_000_000, parse_params("layers=100,momentum=0.2"), replicas=2),
+                      available=8 * GIB, replicas=2)
+    with pytest.raises(MemoryEstimateError, match="of host memory"):
+        check_fits({**parts, **data_bytes(10**9, 30_000_000)}, available=8 * GIB)
+
+
+def write(folder, files: dict):
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+
+
+@pytest.mark.parametrize("cgroup", [
+    {"memory.max": str(8 * GIB), "memory.current": str(6 * GIB), "memory.stat": f"anon 1\ninactive_file {GIB}\n"},
+    {"memory/memory.limit_in_bytes": str(8 * GIB), "memory/memory.usage_in_bytes": str(6 * GIB),
+     "memory/memory.stat": f"total_inactive_file {GIB}\n"},
+], ids=["v2", "v1"])
+def test_under_a_cgroup_the_limit_less_its_use_is_available(tmp_path, cgroup):
+    write(tmp_path, {"meminfo": f"MemTotal: 67108864 kB\nMemAvailable: {20 * GIB // 1024} kB\n", **cgroup})
+    meminfo, root = str(tmp_path / "meminfo"), str(tmp_path)
+    assert available_bytes(meminfo, root) == 3 * GIB  # 8 - 6 + 1 (inactive page cache is reclaimed)
+    write(tmp_path, {"memory.max": "max", "memory/memory.limit_in_bytes": str(2**63 - 4096)})
+    assert available_bytes(meminfo, root) == 20 * GIB  # no limit (v1: a huge one): MemAvailable
+    assert available_bytes(str(tmp_path / "absent"), str(tmp_path / "absent")) is None
+
+
+def test_the_data_structures_are_counted():
+    ints, strings = data_bytes(10**8, 3 * 10**7), data_bytes(10**8, 3 * 10**7, id_length=20)
+    assert ints["click rows"] == 10**8 * 24 and ints["item map"] == 3 * 10**7 * 24
+    assert strings["item map"] == 3 * 10**7 * (24 + 49 + 20)  # a str object per id
+    assert data_bytes(10**8, 100, replicas=2)["sessions"] == 2 * ints["sessions"]  # and the shards
 
 
 def test_parts_follow_the_catalogue_and_the_settings():

@@ -278,7 +278,8 @@ def read(path, args):
     """Click rows of a file, with the column names and separator of the options."""
     from tf_gru4rec.data import Columns, read_sessions
 
-    return read_sessions(path, Columns(args.session_key, args.item_key, args.time_key), args.sep)
+    return read_sessions(path, Columns(args.session_key, args.item_key, args.time_key), args.sep,
+                         progress=log)
 
 
 def resolve_params(spec: str | None = None, param_file=None,
@@ -497,13 +498,13 @@ def _train_command(argv):
 
     # Before any other TensorFlow work (multi-worker collectives, logical devices).
     strategy = distribute.make_strategy(args.distribute, args.replicas) if args.distribute else None
-    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.data import SessionData, mean_id_length
     from tf_gru4rec.files import remove_leftovers
 
     if args.save:  # before any work: a save that would fail must not cost a training run
+        for done in remove_leftovers(args.save):  # first: it may restore the model directory
+            log(f"{done}, left by an interrupted save")
         training.check_model_dir(args.save, args.overwrite)
-        for leftover in remove_leftovers(args.save):
-            log(f"removed {leftover}, left by an interrupted save")
 
     if demo:
         from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
@@ -513,7 +514,10 @@ def _train_command(argv):
         train_path = "synthetic training data"
     else:
         train_path = args.train
+        training.check_memory(params, strategy)  # what the parameters alone need, before reading
         train_df = read(train_path, args)
+        training.check_memory(params, strategy, train_df["ItemId"].nunique(), len(train_df),
+                              mean_id_length(train_df["ItemId"].to_numpy()), evaluate=bool(args.tensorboard))
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
     if warm:  # the grown item map, before the test files are mapped with it
         train_data = warm.prepare(train_data, params)

@@ -19,8 +19,14 @@ The warm model knows every item since the first window, the cold one only the wi
 every mode, the day's clicks on items absent from the window are skipped (counted as
 `skipped`), so cold and warm columns, and runs of different modes, count the same events.
 
-Output: a Markdown table, one row per day and the mean (stdout; with --json the table goes
-to stderr and the last stdout line is {"days": [...], "mean": {...}}).
+A day is not evaluated, and the run goes on, when a slice it needs has no usable sessions
+(none, or none of 2 or more clicks): the window, day d-1 (warm: what the model of the day
+before trains on) or day d. Its row says why (`not_evaluated`) and the mean leaves it out.
+The warm chain goes on regardless: on such a day the warm model still trains on day d-1
+if it can, and stays as it was if day d-1 has nothing to train on.
+
+Output: a Markdown table, one row per day and the mean over the evaluated days (stdout; with
+--json the table goes to stderr and the last stdout line is {"days": [...], "mean": {...}}).
 """
 
 from __future__ import annotations
@@ -92,13 +98,18 @@ def run_daily(df, params, window_days: int, n_days: int, last_day=None, modes=MO
               verbose=0, source="data") -> list[dict]:
     """Runs the sliding-window protocol (see the module docstring).
 
-    Returns one dict per evaluated day: `day`, `test_events` (events evaluated), `skipped`
-    (test clicks on items unknown to a model) and per mode {recall@k, mrr@k, train_seconds,
-    train_clicks, items}.
+    Returns one dict per day: `day`, and either `not_evaluated` (why: a slice without
+    usable sessions) or `test_events` (events evaluated), `skipped` (test clicks on items
+    unknown to a model) and per mode {recall@k, mrr@k, train_seconds, train_clicks, items}.
     """
-    from tf_gru4rec import evaluation, training
+    from tf_gru4rec import training
+    from tf_gru4rec.data import DataError, SessionData
     from tf_gru4rec.params import parse_params
     from tf_gru4rec.warm_start import WarmStart
+
+    def train(frame, what, init_from=None):
+        data = SessionData.from_frame(frame, source=what)  # DataError: no usable session
+        return training.train(data, params, verbose=verbose, init_from=init_from), len(frame)
 
     params = parse_params(params)
     days = session_days(df, source)
@@ -109,60 +120,98 @@ def run_daily(df, params, window_days: int, n_days: int, last_day=None, modes=MO
     rows = []
     for day in evaluated:
         log(f"day {day}:")
-        runs = {}
+        runs, reasons = {}, []
         window = df[(days >= day - window_days) & (days < day)]
         if "cold" in modes or previous is None:
-            runs["cold"] = (training.train(window, params, verbose=verbose), len(window))
+            try:
+                runs["cold"] = train(window, f"the window {day - window_days} to {day - 1}")
+            except DataError as e:
+                reasons.append(str(e))
         if "warm" in modes:
             if previous is None:
-                runs["warm"] = runs["cold"]
+                if "cold" in runs:
+                    runs["warm"] = runs["cold"]
             else:
-                yesterday = df[days == day - 1]
-                runs["warm"] = (training.train(yesterday, params, verbose=verbose,
-                                               init_from=WarmStart(previous, optimizer_state)),
-                                len(yesterday))
-            previous = runs["warm"][0].model
+                try:
+                    runs["warm"] = train(df[days == day - 1], f"the sessions of {day - 1}",
+                                         WarmStart(previous, optimizer_state))
+                except DataError as e:  # nothing to continue on: the model stays as it was
+                    reasons.append(str(e))
+            if "warm" in runs:
+                previous = runs["warm"][0].model
         runs = {m: r for m, r in runs.items() if m in modes}
         test = df[days == day]
         test_known = test[test["ItemId"].isin(set(window["ItemId"]))]  # the cold model's items
         row = {"day": str(day), "skipped": len(test) - len(test_known)}
-        for mode, (result, clicks) in runs.items():
-            metrics = evaluation.evaluate(result.model, test_known, [cutoff], tie_mode)
-            row["test_events"] = metrics["n_events"]
-            row[mode] = {f"recall@{cutoff}": metrics[f"recall@{cutoff}"],
-                         f"mrr@{cutoff}": metrics[f"mrr@{cutoff}"],
-                         "train_seconds": result.train_seconds, "train_clicks": clicks,
-                         "items": result.model.n_items}
-            log(f"  {mode}: trained on {clicks} clicks in {result.train_seconds:.1f} s, "
-                f"{result.model.n_items} items; Recall@{cutoff} {metrics[f'recall@{cutoff}']:.4f}, "
-                f"MRR@{cutoff} {metrics[f'mrr@{cutoff}']:.4f} on {metrics['n_events']} events")
+        if not reasons:
+            try:
+                row.update(evaluate_runs(runs, test_known, cutoff, tie_mode,
+                                         f"the sessions of {day} on the window's items"))
+            except DataError as e:
+                reasons.append(str(e))
+        if reasons:
+            row = {"day": str(day), "not_evaluated": "; ".join(reasons)}
+            log(f"  not evaluated: {row['not_evaluated']}")
         rows.append(row)
+    missed = [r["day"] for r in rows if "not_evaluated" in r]
+    if missed:
+        log(f"{len(missed)} of {len(rows)} day(s) not evaluated (no usable sessions): {', '.join(missed)}")
     return rows
 
 
+def evaluate_runs(runs: dict, test: pd.DataFrame, cutoff: int, tie_mode: str, source: str) -> dict:
+    """Evaluates each mode's (TrainResult, training clicks) on the rows `test`: returns
+    {test_events, mode: {recall@k, mrr@k, train_seconds, train_clicks, items}}.
+
+    Raises:
+        DataError: `test` has no session of 2 or more clicks (the message starts with `source`).
+    """
+    from tf_gru4rec import evaluation
+    from tf_gru4rec.data import SessionData
+
+    out = {}
+    for mode, (result, clicks) in runs.items():
+        model = result.model
+        data = SessionData.from_frame(test, model.item_map, source=source)
+        metrics = evaluation.evaluate(model, data, [cutoff], tie_mode)
+        recall, mrr = metrics[f"recall@{cutoff}"], metrics[f"mrr@{cutoff}"]
+        out["test_events"] = metrics["n_events"]
+        out[mode] = {f"recall@{cutoff}": recall, f"mrr@{cutoff}": mrr, "items": model.n_items,
+                     "train_seconds": result.train_seconds, "train_clicks": clicks}
+        log(f"  {mode}: trained on {clicks} clicks in {result.train_seconds:.1f} s, {model.n_items} "
+            f"items; Recall@{cutoff} {recall:.4f}, MRR@{cutoff} {mrr:.4f} on {metrics['n_events']} events")
+    return out
+
+
 def mean_row(rows: list[dict], modes=MODES) -> dict:
-    """The mean over days of every per-mode figure, and the summed test events."""
-    out = {"day": "mean", "test_events": sum(r["test_events"] for r in rows),
+    """The mean over the evaluated days of every per-mode figure, the summed test events
+    and skipped clicks, and `days`: how many days were evaluated."""
+    rows = [r for r in rows if "not_evaluated" not in r]
+    out = {"day": "mean", "days": len(rows), "test_events": sum(r["test_events"] for r in rows),
            "skipped": sum(r["skipped"] for r in rows)}
-    for mode in modes:
-        keys = rows[0][mode].keys()
-        out[mode] = {k: float(np.mean([r[mode][k] for r in rows])) for k in keys}
+    for mode in modes if rows else ():
+        out[mode] = {k: float(np.mean([r[mode][k] for r in rows])) for k in rows[0][mode]}
     return out
 
 
 def table(rows: list[dict], modes=MODES, cutoff: int = 20) -> str:
-    """Markdown: day, test events, then Recall@k, MRR@k, train s, train clicks per mode."""
+    """Markdown: day, test events, then Recall@k, MRR@k, train s, train clicks per mode; a
+    day not evaluated says why in its test-events cell."""
     head = ["day", "test events"]
     for mode in modes:
         head += [f"{mode} Recall@{cutoff}", f"{mode} MRR@{cutoff}", f"{mode} train s",
                  f"{mode} train clicks"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["day"], f"{r['test_events']:,}"]
-        for mode in modes:
-            m = r[mode]
-            cells += [f"{m[f'recall@{cutoff}']:.4f}", f"{m[f'mrr@{cutoff}']:.4f}",
-                      f"{m['train_seconds']:.1f}", f"{m['train_clicks']:,.0f}"]
+        if "not_evaluated" in r:
+            cells = [r["day"], f"not evaluated: {r['not_evaluated']}"] + [""] * (len(head) - 2)
+        else:
+            cells = [r["day"], f"{r['test_events']:,}"]
+            for mode in modes:  # no figures: a mean over no evaluated day
+                m = r.get(mode)
+                cells += ["-"] * 4 if m is None else [
+                    f"{m[f'recall@{cutoff}']:.4f}", f"{m[f'mrr@{cutoff}']:.4f}",
+                    f"{m['train_seconds']:.1f}", f"{m['train_clicks']:,.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ U = 2B + S (rows of the item table a training step may touch).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -34,12 +35,44 @@ class Columns:
     time: str = "Time"
 
 
-def read_sessions(path, columns: Columns = Columns(), sep: str | None = None) -> pd.DataFrame:
+#: Text files from this size on report their reading progress (a tenth at a time).
+LONG_READ_BYTES = 64 << 20
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+
+
+class _ReadProgress:
+    """A binary file handle that reports, through `report`, each tenth of the file read."""
+
+    def __init__(self, path: str, report):
+        self.path, self.report, self.size = path, report, os.path.getsize(path)
+        self.file, self.done, self.tenths = open(path, "rb"), 0, 0
+
+    def read(self, n=-1):
+        data = self.file.read(n)
+        self.done += len(data)
+        tenths = self.done * 10 // max(self.size, 1)
+        if tenths > self.tenths:
+            self.tenths = tenths
+            self.report(f"{self.path}: read {10 * tenths}% ({self.done / 2**20:,.0f} of "
+                        f"{self.size / 2**20:,.0f} MiB)")
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def read_sessions(path, columns: Columns = Columns(), sep: str | None = None,
+                  progress=None) -> pd.DataFrame:
     """Reads click rows from a TSV, CSV or Parquet file and validates them.
 
     The format follows the extension (`.parquet`/`.pq`, `.csv`, anything else is
     tab-separated) unless `sep` is given. Returns a frame with the columns
     `SessionId`, `ItemId` (as read: integer or string ids) and `Time` (float64).
+    `progress`: called with a line at each tenth of an uncompressed text file of
+    `LONG_READ_BYTES` or more.
 
     Raises:
         DataError: missing file, unreadable file, missing columns, empty file,
@@ -54,7 +87,10 @@ def read_sessions(path, columns: Columns = Columns(), sep: str | None = None) ->
             df = pd.read_parquet(path)
         else:
             sep = sep or ("," if path.endswith(".csv") else "\t")
-            df = pd.read_csv(path, sep=sep, dtype={columns.session: str, columns.item: str})
+            long = (progress is not None and not path.endswith(_COMPRESSED)
+                    and os.path.getsize(path) >= LONG_READ_BYTES)
+            with _ReadProgress(path, progress) if long else contextlib.nullcontext(path) as source:
+                df = pd.read_csv(source, sep=sep, dtype={columns.session: str, columns.item: str})
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (ValueError, OSError, pd.errors.ParserError) as e:
@@ -72,10 +108,38 @@ def read_sessions(path, columns: Columns = Columns(), sep: str | None = None) ->
 
 
 _INT64_MAX = np.iinfo(np.int64).max
+#: Longest string id accepted (item or session), in UTF-8 bytes: the export's bound on
+#: request session ids (`export.MAX_SESSION_ID_BYTES`). Longer ids are a broken column, and
+#: a few huge ones exhaust memory.
+MAX_ID_BYTES = 256
+
+
+def string_ids(values) -> np.ndarray:
+    """Ids as an object array of str. Not NumPy's fixed-width `<U{longest}`: there one long
+    id makes every id as wide (4 bytes a character), and memory grows by N times its length."""
+    values = np.asarray(values)
+    if values.dtype.kind == "S":
+        values = np.char.decode(values, "utf-8")
+    return pd.Series(values, dtype=object, copy=False).astype(str).to_numpy(dtype=object)
+
+
+def check_id_bytes(ids: np.ndarray, name: str, source: str) -> None:
+    """Raises `DataError` naming the first id of `ids` (strings) longer than `MAX_ID_BYTES`."""
+    chars = pd.Series(ids, dtype=object, copy=False).str.len().to_numpy()
+    # A character is at most 4 bytes: only ids longer than a quarter of the bound are encoded.
+    maybe = np.flatnonzero(chars > MAX_ID_BYTES // 4)
+    if len(maybe):
+        nbytes = pd.Series(ids[maybe], dtype=object).str.encode("utf-8").str.len().to_numpy()
+        over = np.flatnonzero(nbytes > MAX_ID_BYTES)
+        if len(over):
+            first = ids[maybe[over[0]]]
+            raise DataError(f"{source}: {len(over)} {name} value(s) longer than {MAX_ID_BYTES} bytes "
+                            f"(UTF-8), e.g. one of {nbytes[over[0]]:,} bytes starting {first[:20]!r}")
 
 
 def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
-    """Integer ids (also integral floats or digit strings) become int64, anything else str.
+    """Integer ids (also integral floats or digit strings) become int64, anything else str
+    (an object array, see `string_ids`; at most `MAX_ID_BYTES` bytes each).
 
     Digit strings are parsed as integers, not through float64, so 64-bit ids (above 2^53)
     stay exact integers; ids beyond int64 stay strings.
@@ -86,7 +150,7 @@ def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
     if numeric.notna().all():
         if pd.api.types.is_integer_dtype(numeric):
             if numeric.dtype == np.uint64 and numeric.max() > _INT64_MAX:
-                return s.astype(str).to_numpy()
+                return string_ids(s)
             return numeric.to_numpy().astype(np.int64)
         values = numeric.to_numpy(dtype=np.float64)
         fractional = values != np.round(values)
@@ -94,7 +158,9 @@ def _normalise_ids(s: pd.Series, name: str, source: str) -> np.ndarray:
             raise DataError(f"{source}: {name} has fractional values, e.g. {values[fractional][0]}")
         if np.all(np.abs(values) < 2**63):
             return values.astype(np.int64)
-    return s.astype(str).to_numpy()
+    ids = string_ids(s)
+    check_id_bytes(ids, name, source)
+    return ids
 
 
 def _seconds(time: pd.Series, source: str) -> np.ndarray:
@@ -147,11 +213,21 @@ def validate_frame(df: pd.DataFrame, source: str = "data") -> pd.DataFrame:
     )
 
 
+def mean_id_length(ids) -> float | None:
+    """Mean characters of string ids (from up to 10,000 of them); None for integer ids."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iuf" or len(ids) == 0:
+        return None
+    sample = ids[:: max(1, len(ids) // 10_000)]
+    return float(pd.Series(sample, dtype=object).astype(str).str.len().mean())
+
+
 class ItemMap:
     """The bijection between original item ids and contiguous indices 0..N-1.
 
     Part of a trained model: saved with it and used to translate requests and results.
-    Ids are int64 (integer ids) or str.
+    Ids are int64 (integer ids) or str (an object array, see `string_ids`; at most
+    `MAX_ID_BYTES` bytes each).
     """
 
     def __init__(self, ids):
@@ -159,13 +235,14 @@ class ItemMap:
         if ids.dtype.kind in "iu":
             ids = ids.astype(np.int64)
         elif ids.dtype.kind in "UOS":
-            ids = ids.astype(str)
+            ids = string_ids(ids)
+            check_id_bytes(ids, "item id", "item map")
         else:
             raise DataError(f"item ids must be integers or strings, got dtype {ids.dtype}")
-        if len(np.unique(ids)) != len(ids):
+        self._index = pd.Index(ids, dtype=ids.dtype, copy=False)
+        if not self._index.is_unique:
             raise DataError("item ids of an ItemMap must be unique")
         self.ids = ids
-        self._index = pd.Index(ids)
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> "ItemMap":
@@ -179,6 +256,16 @@ class ItemMap:
     def is_integer(self) -> bool:
         return self.ids.dtype.kind == "i"
 
+    @property
+    def id_length(self) -> float | None:
+        """Mean characters of a string id (None for integer ids), for the memory estimate."""
+        return mean_id_length(self.ids)
+
+    def tobytes(self) -> bytes:
+        """The ids as bytes, equal for equal maps (for fingerprints: an object array's own
+        bytes are pointers)."""
+        return self.ids.tobytes() if self.is_integer else "\0".join(self.ids).encode("utf-8")
+
     def lookup(self, ids) -> np.ndarray:
         """Original ids -> indices (int64); unknown ids map to -1."""
         ids = np.asarray(ids)
@@ -190,7 +277,7 @@ class ItemMap:
             out[whole] = self._index.get_indexer(as_int[whole].astype(np.int64))
             return out
         if not self.is_integer:
-            ids = ids.astype(str)
+            ids = string_ids(ids)
         return self._index.get_indexer(ids).astype(np.int64)
 
     def __eq__(self, other) -> bool:

@@ -1,6 +1,6 @@
 """Atomic writes: a reader (TF Serving polling a folder, a later command) never sees half
 of a file or folder, and a failed or killed write leaves nothing that the next write does
-not clean up."""
+not clean up (or, where a kill left no folder at all, restore)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ import os
 import shutil
 import tempfile
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the writer's pid alone tells a live write
+    fcntl = None
+
 _RENAME_EXCHANGE = 2  # renameat2 flag (Linux >= 3.15)
 _AT_FDCWD = -100
+#: Suffix of the old content moved aside where two folders cannot be swapped atomically.
+OLD_SUFFIX = "-old"
 
 
 def _exchange(a: str, b: str) -> bool:
@@ -37,24 +44,109 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _writer_lock(folder: str):
+    """Holds a shared lock on `folder` for the block. The lock is on the folder itself, so
+    it follows it through renames, and the kernel drops it when the writer dies (kill -9
+    included). Unlike the pid in a temporary name, it is seen from other pid namespaces
+    (containers sharing the volume). Where the file system has no flock, nothing is held."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _locked(folder: str) -> bool:
+    """Whether a running writer holds its lock on `folder` (see `_writer_lock`)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no flock on this file system: the pid decides
+        return False
+    finally:
+        os.close(fd)  # also releases the lock just taken
+    return False
+
+
 def _temp_prefix(path: str) -> str:
     return f".{os.path.basename(path)}.tmp-"
 
 
-def remove_leftovers(path) -> list[str]:
-    """Removes the temporary folders that killed writes of `path` left beside it.
+def _abandoned(tmp: str, prefix: str) -> bool:
+    """Whether temporary folder `tmp` (`PREFIX PID-...`) was left by a writer that is no
+    longer running: its pid is gone and nobody holds its lock."""
+    pid = os.path.basename(tmp)[len(prefix):].split("-")[0]
+    return pid.isdigit() and not _alive(int(pid)) and not _locked(tmp)
 
-    Temporary folders are named `.NAME.tmp-PID-*`; those of a process that is no longer
-    running are removed. Returns their paths (for the caller to report).
+
+def _restorable(leftovers: list[str]) -> str | None:
+    """Of abandoned temporary folders, the one to put back where a kill between the two
+    renames of a replacement left no folder: the new content if it is complete, else the
+    old. The new one is complete when its old counterpart exists, since the old is moved
+    aside only once the new one is written. The newest such, if several."""
+    new = [t for t in leftovers if t + OLD_SUFFIX in leftovers]
+    old = [t for t in leftovers if t.endswith(OLD_SUFFIX)]
+    candidates = new or old
+    return max(candidates, key=lambda t: (os.stat(t).st_mtime, t)) if candidates else None
+
+
+def remove_leftovers(path) -> list[str]:
+    """Cleans up what killed writes of `path` left beside it; returns what it did, one line
+    each (for the caller to report).
+
+    Temporary folders are named `.NAME.tmp-PID-*` (`-old` appended for the old content of
+    a replacement); those of a writer that is no longer running are removed. Where `path`
+    itself is missing (a kill between the two renames of a replacement without atomic
+    swap), one of them is first moved back to `path`: the new content if complete, else
+    the old. A running writer's folders are never touched.
     """
     path = os.path.abspath(os.fspath(path))
-    removed = []
-    for tmp in glob.glob(os.path.join(glob.escape(os.path.dirname(path)), _temp_prefix(path) + "*")):
-        pid = os.path.basename(tmp)[len(_temp_prefix(path)):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(tmp, ignore_errors=True)
-            removed.append(tmp)
-    return removed
+    prefix = _temp_prefix(path)
+    leftovers = sorted(t for t in glob.glob(os.path.join(glob.escape(os.path.dirname(path)), prefix + "*"))
+                       if _abandoned(t, prefix))
+    done = []
+    restore = None if os.path.lexists(path) else _restorable(leftovers)
+    if restore is not None:
+        os.rename(restore, path)
+        leftovers.remove(restore)
+        done.append(f"restored {path} from {restore}")
+    for tmp in leftovers:
+        shutil.rmtree(tmp, ignore_errors=True)
+        done.append(f"removed {tmp}")
+    return done
+
+
+def _replace(new: str, path: str) -> None:
+    """Puts folder `new` at `path` in place of the non-empty folder there, and removes the
+    old content. Where two folders cannot be swapped atomically, the old one is renamed to
+    `new + OLD_SUFFIX` first: a kill between the two renames leaves no `path`, which
+    `remove_leftovers` restores."""
+    with _writer_lock(path):  # the old content, under whichever name it ends up
+        if _exchange(new, path):
+            old = new
+        else:
+            old = new + OLD_SUFFIX
+            os.rename(path, old)
+            try:
+                os.rename(new, path)
+            except BaseException:
+                if not os.path.lexists(path):  # put the old content back
+                    os.rename(old, path)
+                raise
+        shutil.rmtree(old)
 
 
 @contextlib.contextmanager
@@ -62,30 +154,28 @@ def atomic_directory(path, replace=False):
     """Yields a temporary folder beside `path`, moved to `path` when the block succeeds.
 
     The temporary name starts with a dot (tools that scan the parent, TF Serving among them,
-    skip it): `.NAME.tmp-PID-`, whose leftovers `remove_leftovers` finds. On
-    failure it is removed. With `replace`, an existing `path` is replaced atomically where
-    the OS can swap two folders (Linux): at every moment `path` holds the old or the new
-    content, complete; elsewhere the old one is moved aside first. Without `replace` an
-    existing non-empty `path` makes the move fail. The folder gets the usual umask
-    permissions (mkdtemp's are private; a server may run as another user).
+    skip it): `.NAME.tmp-PID-`, whose leftovers `remove_leftovers` finds; the writer holds
+    a lock on it until done (see `_writer_lock`). On failure it is removed. With `replace`,
+    an existing `path` is replaced atomically where the OS can swap two folders (Linux):
+    at every moment `path` holds the old or the new content, complete; elsewhere the old
+    one is moved aside first (see `_replace`). Without `replace` an existing non-empty
+    `path` makes the move fail. The folder gets the usual umask permissions (mkdtemp's are
+    private; a server may run as another user).
     """
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f"{_temp_prefix(path)}{os.getpid()}-", dir=parent)
     try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        if replace and os.path.isdir(path) and os.listdir(path):
-            if not _exchange(tmp, path):
-                os.rename(path, tmp + "-old")
+        with _writer_lock(tmp):
+            yield tmp
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)
+            if replace and os.path.isdir(path) and os.listdir(path):
+                _replace(tmp, path)
+            else:
                 os.rename(tmp, path)
-                tmp += "-old"
-            shutil.rmtree(tmp)  # now the old content
-        else:
-            os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

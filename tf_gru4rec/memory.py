@@ -2,11 +2,17 @@
 is refused with one line instead of failing after minutes (or taking the machine down).
 
 The big terms scale with the catalogue: the item tables and their AdagradM slots, the
-extra-negative cache, and the evaluation chunk (rows scored against every item at once).
-Training's own step is [B, 2B + S]-sized and matters only for huge batch sizes.
+extra-negative cache, and the evaluation chunk (rows scored against every item at once);
+then with the data: the click rows read, the item map, the sessions and their schedules.
+Training's own step is [B, 2B + S]-sized and matters only for huge batch sizes. Each of R
+data-parallel replicas holds its own tables, slots, step, sampler and cache. On a GPU the
+tables, slots, step and evaluation chunk are checked against the GPU's memory, the rest
+against the host's.
 """
 
 from __future__ import annotations
+
+import os
 
 FLOAT = 4  # bytes of a float32 / int32
 #: TensorFlow's own footprint (runtime, compiled kernels), measured ~0.9 GB on CPU.
@@ -31,30 +37,90 @@ class MemoryEstimateError(ValueError):
     biggest part and the setting that drives it."""
 
 
-def available_bytes() -> int | None:
-    """Memory the OS can still give (MemAvailable, bounded by a cgroup limit), or None."""
+#: cgroup v2 and v1: (limit, usage, stat file, its reclaimable page-cache key), under the root.
+_CGROUP_FILES = (("memory.max", "memory.current", "memory.stat", "inactive_file"),
+                 ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes",
+                  "memory/memory.stat", "total_inactive_file"))
+
+
+def _read_int(path: str) -> int | None:
+    """The integer a one-value file holds; None if absent or not a number (cgroup "max")."""
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _stat(path: str, key: str) -> int:
+    """A `key value` line's value of a cgroup memory.stat file (0 if absent)."""
+    try:
+        with open(path, encoding="ascii") as f:
+            for line in f:
+                name, _, value = line.partition(" ")
+                if name == key and value.strip().isdigit():
+                    return int(value)
+    except OSError:
+        pass
+    return 0
+
+
+def cgroup_headroom(root: str = "/sys/fs/cgroup") -> int | None:
+    """What the memory cgroup still lets this process use: its limit less its current use,
+    inactive page cache counted free (the kernel reclaims it before an OOM kill, and reading
+    a large file fills it); None without a limit."""
+    for limit_file, usage_file, stat_file, reclaimable in _CGROUP_FILES:
+        limit, usage = _read_int(os.path.join(root, limit_file)), _read_int(os.path.join(root, usage_file))
+        if limit is not None and usage is not None:
+            free_cache = min(_stat(os.path.join(root, stat_file), reclaimable), usage)
+            return max(0, limit - usage + free_cache)
+    return None
+
+
+def available_bytes(meminfo: str = "/proc/meminfo", cgroup: str = "/sys/fs/cgroup") -> int | None:
+    """Memory the OS can still give: MemAvailable, and under a cgroup limit at most what the
+    cgroup has left (`cgroup_headroom`); None if neither is known."""
     found = None
     try:
-        with open("/proc/meminfo", encoding="ascii") as f:
+        with open(meminfo, encoding="ascii") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     found = int(line.split()[1]) * 1024
     except OSError:
+        pass
+    headroom = cgroup_headroom(cgroup)
+    known = [x for x in (found, headroom) if x is not None]
+    return min(known) if known else None
+
+
+def device_available_bytes() -> int | None:
+    """GPU memory TensorFlow can still allocate on the GPU with the least (its allocator's
+    limit less what it holds), or None without a GPU (or if TensorFlow cannot say)."""
+    import tensorflow as tf  # only here: the estimate itself needs no TensorFlow
+
+    if not tf.config.list_physical_devices("GPU"):
         return None
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(limit_file, encoding="ascii") as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and found is not None:
-            found = min(found, int(text))
-    return found
+    from tensorflow.python.client import device_lib
+
+    try:
+        return min(d.memory_limit - tf.config.experimental.get_memory_info(
+            d.name.split("device:")[-1])["current"]  # "/device:GPU:0" -> "GPU:0"
+            for d in device_lib.list_local_devices() if d.device_type == "GPU")
+    except (ValueError, RuntimeError):  # then the host check alone stands
+        return None
 
 
-def training_bytes(n_items: int, params, eval_rows: int = 0) -> dict:
+#: Parts each data-parallel replica holds its own copy of (mirrored variables, its batcher).
+PER_REPLICA = ("item tables", "optimizer slots", "negative cache", "training step", "samplers")
+#: Parts in the accelerator's memory when training on GPUs (one replica's on each).
+ON_DEVICE = ("item tables", "optimizer slots", "training step", "evaluation chunk")
+
+
+def training_bytes(n_items: int, params, eval_rows: int = 0, replicas: int = 1) -> dict:
     """Bytes by part for training a GRU4Rec of `params` on `n_items` items (and evaluating
-    `eval_rows` rows against the catalogue at once, 0: no evaluation)."""
+    `eval_rows` rows against the catalogue at once, 0: no evaluation), with `replicas`
+    data-parallel replicas in this process (the `PER_REPLICA` parts count once each)."""
     layers, d = list(params.layers), params.layers[-1]
     n_slots = 2 if params.momentum else 1  # accumulator (+ velocity)
     table_cols = d + 1  # Wy and By
@@ -73,12 +139,34 @@ def training_bytes(n_items: int, params, eval_rows: int = 0) -> dict:
     # score matrices and gradients.
     step = 5 * params.block_steps * (6 * B + U + 2 * (B + S)) * FLOAT + 6 * B * U * FLOAT
     return {
-        "item tables": tables,
-        "optimizer slots": tables * n_slots,
-        "negative cache": cache,
-        "training step": step,
+        "item tables": tables * replicas,
+        "optimizer slots": tables * n_slots * replicas,
+        "negative cache": cache * replicas,
+        "training step": step * replicas,
         "evaluation chunk": _eval_chunk_bytes(eval_rows, n_items),
         "runtime": RUNTIME_BYTES,
+    }
+
+
+#: Bytes, measured with tracemalloc on 1M items and 3M clicks (rounded up): a click row
+#: read (int64 ids, float64 time; a string id adds a str object of 49 + length bytes), an
+#: integer id in the item map (the ids and pandas' hash index), a training event (items,
+#: offsets, the schedule's slot positions and resets), and per item and replica the
+#: batcher's popularity and logQ tables and its sampler's alias table.
+ROW_BYTES, ITEM_MAP_BYTES, EVENT_BYTES, SAMPLER_ITEM_BYTES = 24, 24, 18, 40
+STR_OBJECT_BYTES = 49
+
+
+def data_bytes(n_rows: int, n_items: int, replicas: int = 1, id_length: float | None = None) -> dict:
+    """Bytes by part of the data structures for `n_rows` clicks on `n_items` items (string
+    ids of `id_length` characters on average; None: integer ids) with `replicas` replicas."""
+    per_id = 0 if id_length is None else STR_OBJECT_BYTES + id_length
+    shards = 1 if replicas == 1 else 2  # the sessions, and the replicas' shards of them
+    return {
+        "click rows": n_rows * (ROW_BYTES + 2 * per_id),  # session and item ids
+        "item map": n_items * (ITEM_MAP_BYTES + per_id),
+        "sessions": n_rows * EVENT_BYTES * shards,
+        "samplers": n_items * SAMPLER_ITEM_BYTES * replicas,
     }
 
 
@@ -88,25 +176,44 @@ _DRIVERS = {
     "negative cache": "sample_cache_size",
     "training step": "batch_size and n_sample",
     "evaluation chunk": "the evaluation batch size (--eval-batch-size)",
+    "click rows": "the data (fewer clicks)",
+    "item map": "the catalogue size (or the id length)",
+    "sessions": "the data (fewer clicks)",
+    "samplers": "the catalogue size or the replicas",
 }
 
 
-def check_fits(parts: dict, available: int | None = None) -> int:
-    """Raises `MemoryEstimateError` if the parts clearly exceed the available memory.
-
-    "Clearly": the estimate, less a 25% margin for its own error, is above what the OS
-    can give. Returns the estimated total in bytes.
-    """
+def _refuse_if_over(parts: dict, available: int | None, where: str) -> None:
     total = sum(parts.values())
-    available = available_bytes() if available is None else available
     if available is not None and 0.75 * total > available:
         part = max((k for k in parts if k in _DRIVERS), key=parts.get)
         raise MemoryEstimateError(
-            f"this run needs about {total / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is "
-            f"available; the largest part is the {part} ({parts[part] / 2**30:.1f} GiB): "
+            f"this run needs about {total / 2**30:.1f} GiB{where} but {available / 2**30:.1f} GiB "
+            f"is available; the largest part is the {part} ({parts[part] / 2**30:.1f} GiB): "
             f"reduce {_DRIVERS[part]}"
         )
-    return total
+
+
+def check_fits(parts: dict, available: int | None = None, device: int | None = None,
+               replicas: int = 1) -> int:
+    """Raises `MemoryEstimateError` if the parts clearly exceed the available memory.
+
+    "Clearly": the estimate, less a 25% margin for its own error, is above what the OS
+    can give (`available`, default `available_bytes()`). With a GPU (`device`: the memory
+    free on it, default `device_available_bytes()`), each of the `replicas` GPUs must hold
+    one replica's `ON_DEVICE` parts and the host the rest. Returns the estimated total in
+    bytes.
+    """
+    available = available_bytes() if available is None else available
+    device = device_available_bytes() if device is None else device
+    if device is None:
+        _refuse_if_over(parts, available, "")
+    else:
+        on_device = {k: v // (replicas if k in PER_REPLICA else 1)
+                     for k, v in parts.items() if k in ON_DEVICE}
+        _refuse_if_over(on_device, device, " of GPU memory per GPU")
+        _refuse_if_over({k: v for k, v in parts.items() if k not in ON_DEVICE}, available, " of host memory")
+    return sum(parts.values())
 
 
 def describe(parts: dict) -> str:

@@ -80,7 +80,7 @@ def _fingerprint(data: SessionData, params: GRU4RecParams, replicas: int = 1) ->
     """What a checkpoint must match to be continued: the parameters and the data."""
     digest = hashlib.sha1(data.items.tobytes())
     digest.update(data.offsets.tobytes())
-    digest.update(data.item_map.ids.tobytes())  # the same layout of other item ids differs
+    digest.update(data.item_map.tobytes())  # the same layout of other item ids differs
     return {"params": params.to_string(), "data_sha1": digest.hexdigest(),
             "n_items": len(data.item_map), "replicas": replicas}
 
@@ -147,6 +147,18 @@ class TrainResult:
         return self.n_examples / max(self.train_seconds, 1e-9)
 
 
+def check_memory(params: GRU4RecParams, strategy=None, n_items: int = 0, n_rows: int = 0,
+                 id_length: float | None = None, evaluate: bool = False) -> int:
+    """Refuses a run that clearly cannot fit (`memory.MemoryEstimateError`), counting every
+    part of `memory` for this process's replicas: before the data is read (n_items =
+    n_rows = 0: what the parameters alone need), and again once its size is known."""
+    replicas = len(strategy.extended.worker_devices) if strategy else 1
+    eval_rows = memory.eval_batch_size(n_items) if evaluate else 0
+    parts = {**memory.training_bytes(n_items, params, eval_rows, replicas),
+             **memory.data_bytes(n_rows, n_items, replicas, id_length)}
+    return memory.check_fits(parts, replicas=replicas)
+
+
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
           mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
           distribute=None, replicas=None, protocol="next") -> TrainResult:
@@ -189,8 +201,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     warm = None if init_from is None else WarmStart.of(init_from)
     if warm is not None:
         data = warm.prepare(data, params)
-    eval_rows = memory.eval_batch_size(len(data.item_map)) if validation is not None else 0
-    memory.check_fits(memory.training_bytes(len(data.item_map), params, eval_rows))
+    check_memory(params, strategy, len(data.item_map), data.n_events, data.item_map.id_length,
+                 evaluate=validation is not None)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = params.build_model(data.item_map)
         model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
@@ -278,8 +290,8 @@ def save_model_dir(model, path, params: GRU4RecParams | None = None, overwrite=F
     atomically (`files.atomic_directory`): a reader, or a kill at any moment, finds the
     old model or the new one, complete. Leftovers of an earlier killed save are removed.
     """
+    remove_leftovers(path)  # first: it may restore the directory an interrupted save left missing
     check_model_dir(path, overwrite)
-    remove_leftovers(path)
     with atomic_directory(path, replace=True) as tmp:
         model.save(os.path.join(tmp, MODEL_FILE))
         info = {"params": params.to_string() if params else None,
