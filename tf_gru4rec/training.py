@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -232,7 +233,7 @@ MODEL_FILES = {MODEL_FILE, PARAMS_FILE}
 
 
 class ModelDirError(ValueError):
-    """A save path that cannot receive a model directory; the message says why."""
+    """A path that cannot receive a model directory, or a damaged one; the message says why."""
 
 
 def check_model_dir(path, overwrite=False) -> None:
@@ -299,6 +300,10 @@ def load_model_dir(path):
     model_file = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(model_file):
         raise FileNotFoundError(f"{path}: not a model directory (no {MODEL_FILE})")
+    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
+    if not zipfile.is_zipfile(model_file):
+        raise ModelDirError(f"{model_file}: damaged, not a complete .keras archive "
+                            f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
     model = keras.models.load_model(model_file)
     params = None
     params_file = os.path.join(path, PARAMS_FILE)
