@@ -262,3 +262,128 @@ def test_mirrored_and_multi_worker_runs_give_one_model_that_saves_loads_evaluate
     top = tf.math.top_k(m1.score_all(h), 5)
     np.testing.assert_array_equal(out["item_ids"].numpy(), m1.item_map.ids[top.indices.numpy()])
     np.testing.assert_allclose(out["scores"].numpy(), top.values.numpy(), rtol=1e-5)
+
+
+# ----- issue 17, item 9: multi-worker start-up, bad TF_CONFIG, too many slots and devices ----------
+import signal  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+
+REPO = HERE.parent
+
+
+@pytest.mark.parametrize("config, message", [
+    ("{not json", "TF_CONFIG is not JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG needs a "cluster" object'),
+    ('{"cluster": {"worker": "127.0.0.1:1234"}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG: cluster "worker" should be a list of "host:port" addresses, got "127.0.0.1:1234"'),
+    ('{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG: worker 0 address "127.0.0.1" should be "host:port" with a port number'),
+    ('{"cluster": {"worker": ["a:1", "b:x"]}, "task": {"type": "worker", "index": 0}}',
+     'TF_CONFIG: worker 1 address "b:x" should be "host:port"'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+     'TF_CONFIG: "task" should name this process\'s job among [\'worker\']'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+     'TF_CONFIG: task index 1 is not one of the 1 "worker" address(es)'),
+])
+def test_a_malformed_tf_config_is_one_line(config, message):
+    with pytest.raises(distribute.ClusterError) as error:
+        distribute.parse_tf_config(config)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_malformed_tf_config_is_one_line_on_the_command_line(tmp_path, capsys, monkeypatch):
+    from tf_gru4rec.cli import train_main
+
+    train_file = tmp_path / "train.tsv"
+    synthetic_sessions(n_sessions=50, n_items=20, seed=1).to_csv(train_file, sep="\t", index=False)
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": "127.0.0.1:1234"}, "task": {"type": "worker"}}')
+    assert train_main([str(train_file), "--distribute", "multi-worker", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == ['tf_gru4rec.train: error: TF_CONFIG: cluster "worker" should be a list '
+                                'of "host:port" addresses, got "127.0.0.1:1234"']
+
+
+def test_the_wait_for_a_worker_that_never_starts_is_bounded_and_says_so():
+    cluster, task = distribute.parse_tf_config(distribute.local_cluster(2)[0])
+    lines = []
+    start = time.monotonic()
+    with pytest.raises(distribute.ClusterError, match=r"worker 1 \(127.0.0.1:\d+\) did not start within 1 s "
+                                                      r"\(--worker-timeout\)"):
+        distribute.wait_for_peers(cluster, task, timeout=1, log=lines.append, poll=0.1)
+    assert time.monotonic() - start < 5
+    assert len(lines) == 1 and lines[0].startswith("waiting for worker 1 (127.0.0.1:")
+
+
+def test_the_wait_ends_when_the_peer_listens():
+    cluster, task = distribute.parse_tf_config(distribute.local_cluster(2)[0])
+    with socket.socket() as peer:  # the other worker, listening on its own port
+        peer.bind(cluster["worker"][1])
+        peer.listen(4)
+        distribute.wait_for_peers(cluster, task, timeout=5, poll=0.1)
+
+
+def _worker_without_peer(tmp_path, *extra):
+    train_file = tmp_path / "train.tsv"
+    synthetic_sessions(n_sessions=50, n_items=20, seed=1).to_csv(train_file, sep="\t", index=False)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CONFIG": distribute.local_cluster(2)[0]}
+    return subprocess.Popen([sys.executable, "-m", "tf_gru4rec.train", str(train_file), "-q",
+                             "--distribute", "multi-worker", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_worker_whose_peer_never_starts_exits_1_after_the_timeout(tmp_path):
+    proc = _worker_without_peer(tmp_path, "--worker-timeout", "2")
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and out == ""
+    lines = err.splitlines()
+    assert lines[-2].startswith("waiting for worker 1 (127.0.0.1:"), err
+    assert lines[-1].startswith("tf_gru4rec.train: error: worker 1 (127.0.0.1:")
+    assert lines[-1].endswith("did not start within 2 s (--worker-timeout); start the same command "
+                              "there with its TF_CONFIG")
+
+
+def test_a_waiting_worker_stops_on_sigterm(tmp_path):
+    import selectors
+
+    proc = _worker_without_peer(tmp_path, "--worker-timeout", "600")
+    try:
+        with selectors.DefaultSelector() as selector:  # the waiting line, within 120 s
+            selector.register(proc.stderr, selectors.EVENT_READ)
+            assert selector.select(timeout=120), "no line within 120 s"
+        line = proc.stderr.readline()
+        assert line.startswith("waiting for worker 1"), line
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_more_session_slots_than_sessions_are_refused():
+    training.check_session_slots(3000, 32, 64)  # 2,048 slots fit
+    with pytest.raises(training.ParamError, match="batch_size=64 x 64 replica\\(s\\) = 4,096 session slots for "
+                                                  "3,000 training sessions: lower batch_size or the replicas"):
+        training.check_session_slots(3000, 64, 64)
+
+
+def test_more_session_slots_than_sessions_are_refused_by_train():
+    data = sessions([3, 2, 4, 2])
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    with pytest.raises(training.ParamError, match="= 8 session slots for 4 training sessions"):
+        training.train(data, "layers=8,batch_size=8,n_sample=0,n_epochs=1", distribute=strategy, verbose=0)
+
+
+def test_more_logical_devices_than_cores_is_a_warning(monkeypatch):
+    fake = type("Strategy", (), {})()
+    fake.extended = type("Extended", (), {"worker_devices": [f"/job:localhost/replica:0/task:0/device:CPU:{i}"
+                                                             for i in range(4)]})()
+    monkeypatch.setattr(distribute, "usable_cores", lambda: 2)
+    assert distribute.oversubscription_warning(fake) == (
+        "warning: 4 logical CPU devices on 2 core(s): the replicas take turns, so this is slower "
+        "than one device (a functional check, not a speed-up)")
+    monkeypatch.setattr(distribute, "usable_cores", lambda: 4)
+    assert distribute.oversubscription_warning(fake) is None

@@ -254,3 +254,67 @@ def test_rsc15_parameters_match_the_official_implementation(shared_data, capsys)
             for k, v in OFFICIAL_RSC15.items()) + f"; {result.events_per_second:,.0f} events/s")
     for key, official in OFFICIAL_RSC15.items():
         assert abs(metrics[key] / official - 1) <= 0.02, (key, metrics[key], official)
+
+
+# ----- issue 17, item 9: a new user's traps (loading after `import tf_gru4rec`, damaged files) ------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fresh_python(code, timeout=120):
+    """(returncode, stdout, stderr) of `code` in a new interpreter that imports this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False, cwd=REPO)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from tf_gru4rec.synthetic import synthetic_sessions
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    result = train(synthetic_sessions(n_sessions=200, n_items=30, seed=2),
+                   "layers=8,batch_size=8,n_sample=4,n_epochs=1,seed=1,momentum=0.1", verbose=0)
+    save_model_dir(result.model, path)
+    return path
+
+
+@pytest.mark.parametrize("imports", [
+    "import tf_gru4rec, keras",  # the package alone, Keras after it
+    "import keras, tf_gru4rec",  # Keras first
+    "import tf_gru4rec, tensorflow; from tf_gru4rec.data import ItemMap; import keras",  # Keras inside TF
+])
+def test_keras_load_model_works_after_importing_the_package_alone(tiny_model_dir, imports):
+    code, out, err = fresh_python(
+        f"{imports}\nimport sys\nassert 'tf_gru4rec.model' not in sys.modules\n"
+        f"m = keras.models.load_model({str(tiny_model_dir / 'model.keras')!r})\n"
+        "print(type(m).__name__, type(m.optimizer).__name__, type(m.loss).__name__, m.optimizer.momentum)")
+    assert code == 0, err[-2000:]
+    assert out.split() == ["GRU4Rec", "AdagradM", "CrossEntropy", "0.1"]
+
+
+def test_the_package_lists_every_serializable_class():
+    import tf_gru4rec
+    from keras.src.saving.object_registration import GLOBAL_CUSTOM_OBJECTS
+
+    import tf_gru4rec.params  # noqa: F401  (imports every module with Keras classes)
+
+    ours = {name for name in GLOBAL_CUSTOM_OBJECTS if name.startswith("tf_gru4rec>")}
+    listed = {f"tf_gru4rec>{name}" for names in tf_gru4rec._SERIALIZABLE.values() for name in names}
+    assert ours == listed
+    for module, names in tf_gru4rec._SERIALIZABLE.items():  # the real classes replaced the stand-ins
+        for name in names:
+            assert GLOBAL_CUSTOM_OBJECTS[f"tf_gru4rec>{name}"].__module__ == f"tf_gru4rec.{module}"
+
+
+@pytest.mark.parametrize("size", [0, 3000])
+def test_a_truncated_model_file_is_reported_as_damaged(tiny_model_dir, tmp_path, size):
+    from tf_gru4rec.training import ModelDirError
+
+    (tmp_path / "model.keras").write_bytes((tiny_model_dir / "model.keras").read_bytes()[:size])
+    with pytest.raises(ModelDirError, match=rf"model.keras: damaged, not a complete .keras archive \({size:,} bytes\)"):
+        load_model_dir(tmp_path)

@@ -236,6 +236,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type of a duration in seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def add_output_options(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
     """-q (no progress) and --verbose (TensorFlow's logs)."""
     if quiet:
@@ -459,6 +470,9 @@ def train_parser() -> ArgumentParser:
                              "with one replica per worker process of the TF_CONFIG cluster "
                              "(run the same command on every worker; the chief saves and "
                              "evaluates)")
+    parser.add_argument("--worker-timeout", type=positive_float, default=300.0, metavar="SECONDS",
+                        help="with --distribute multi-worker: how long to wait for the other "
+                             "workers of TF_CONFIG to start (300); then exit with an error")
     parser.add_argument("--replicas", type=positive_int, metavar="N",
                         help="with --distribute mirrored: use N devices (on a machine without "
                              "GPUs, N logical CPU devices: a functional check, not a speed-up)")
@@ -497,7 +511,10 @@ def _train_command(argv):
     from tf_gru4rec import distribute, evaluation, training
 
     # Before any other TensorFlow work (multi-worker collectives, logical devices).
-    strategy = distribute.make_strategy(args.distribute, args.replicas) if args.distribute else None
+    strategy = distribute.make_strategy(args.distribute, args.replicas, args.worker_timeout,
+                                        log) if args.distribute else None
+    if strategy and (warning := distribute.oversubscription_warning(strategy)):
+        log(warning)
     from tf_gru4rec.data import SessionData, mean_id_length
     from tf_gru4rec.files import remove_leftovers
 

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import threading
+import time
 
 import tensorflow as tf
 
@@ -35,9 +38,104 @@ from tf_gru4rec.data import SessionData, SessionParallelBatcher
 from tf_gru4rec.sampling import sampling_table
 
 STRATEGIES = ("mirrored", "multi-worker")
+#: Seconds a worker waits for the others of its cluster to start.
+WORKER_TIMEOUT = 300.0
 
 
-def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strategy:
+class ClusterError(ValueError):
+    """A TF_CONFIG that describes no usable cluster, or a worker that did not start or
+    stopped; the message says which."""
+
+
+def parse_tf_config(text: str) -> tuple[dict[str, list[tuple[str, int]]], tuple[str, int]]:
+    """Checks a `TF_CONFIG` value: ({job: [(host, port), ...]}, (task type, task index)).
+
+    Raises:
+        ClusterError: in one line, naming the field (what TensorFlow would otherwise
+            report with a traceback, or not at all).
+    """
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise ClusterError(f"TF_CONFIG is not JSON ({error})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not config["cluster"]:
+        raise ClusterError('TF_CONFIG needs a "cluster" object, e.g. {"cluster": {"worker": '
+                           '["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}')
+    cluster = {}
+    for job, addresses in config["cluster"].items():
+        if not isinstance(addresses, list) or not addresses:
+            raise ClusterError(f'TF_CONFIG: cluster "{job}" should be a list of "host:port" '
+                               f"addresses, got {json.dumps(addresses)}")
+        cluster[job] = [_host_port(job, i, a) for i, a in enumerate(addresses)]
+    task = config.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ClusterError(f'TF_CONFIG: "task" should name this process\'s job among '
+                           f"{sorted(cluster)} and its index, got {json.dumps(task)}")
+    index = task.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise ClusterError(f'TF_CONFIG: task index {json.dumps(index)} is not one of the '
+                           f'{len(cluster[task["type"]])} "{task["type"]}" address(es)')
+    return cluster, (task["type"], index)
+
+
+def _host_port(job: str, index: int, address) -> tuple[str, int]:
+    host, _, port = address.rpartition(":") if isinstance(address, str) else ("", "", "")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ClusterError(f'TF_CONFIG: {job} {index} address {json.dumps(address)} should be '
+                           '"host:port" with a port number')
+    return host.strip("[]"), int(port)
+
+
+def _accepts(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for_peers(cluster: dict, task: tuple[str, int], timeout: float = WORKER_TIMEOUT,
+                   log=None, poll: float = 0.5) -> None:
+    """Waits until every other task of `cluster` accepts connections on its port.
+
+    TensorFlow's own wait (in `MultiWorkerMirroredStrategy()`) has no bound, holds the
+    GIL and ignores SIGTERM and Ctrl-C. So each worker first listens on its own port
+    itself, to be seen by the others, until it has seen them all (a peer's TensorFlow
+    server counts too); then the strategy's wait is short. `log` gets a "waiting for
+    worker ..." line at once and every 30 s.
+
+    Raises:
+        ClusterError: some task did not answer within `timeout` seconds.
+    """
+    host, port = cluster[task[0]][task[1]]
+    peers = {f"{job} {i} ({h}:{p})": (h, p) for job, addresses in cluster.items()
+             for i, (h, p) in enumerate(addresses) if (job, i) != task}
+    deadline = time.monotonic() + timeout
+    next_log = time.monotonic()
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("", port))
+            listener.listen(64)
+        except OSError as error:
+            raise ClusterError(f"cannot listen on port {port} of this worker ({task[0]} {task[1]}): "
+                               f"{error.strerror}") from None
+        while peers:
+            peers = {name: address for name, address in peers.items() if not _accepts(*address)}
+            if not peers:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                raise ClusterError(f"{', '.join(peers)} did not start within {timeout:g} s "
+                                   "(--worker-timeout); start the same command there with its TF_CONFIG")
+            if log and now >= next_log:
+                log(f"waiting for {', '.join(peers)} (up to {deadline - now:.0f} s more) ...")
+                next_log = now + 30
+            time.sleep(poll)
+
+
+def make_strategy(name: str, replicas: int | None = None, worker_timeout: float = WORKER_TIMEOUT,
+                  log=None) -> tf.distribute.Strategy:
     """A strategy by name; create it before any other TensorFlow work of the program.
 
     Args:
@@ -46,6 +144,12 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
         replicas: 'mirrored' only: use this many devices. On a machine without GPUs the
             CPU is split into this many logical devices (to try distribution out; it does
             not add compute).
+        worker_timeout: 'multi-worker' only: seconds to wait for every worker of the
+            cluster to start (`wait_for_peers`).
+        log: 'multi-worker' only: called with each "waiting for worker ..." line.
+
+    Raises:
+        ClusterError: a malformed TF_CONFIG, or a worker that did not start in time.
     """
     if name == "multi-worker":
         if replicas is not None:
@@ -53,7 +157,14 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
         if not os.environ.get("TF_CONFIG"):
             raise ValueError("multi-worker training needs the TF_CONFIG environment variable "
                              "(the cluster and this worker's index)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        cluster, task = parse_tf_config(os.environ["TF_CONFIG"])
+        wait_for_peers(cluster, task, worker_timeout, log)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # TensorFlow's preemption notifier catches SIGTERM and only records it: restore the
+        # default, so that `kill` stops a worker (its peers then report it gone).
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return strategy
     if name != "mirrored":
         raise ValueError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
     gpus = tf.config.list_physical_devices("GPU")
@@ -74,6 +185,22 @@ def make_strategy(name: str, replicas: int | None = None) -> tf.distribute.Strat
             if len(tf.config.list_logical_devices("CPU")) != count:
                 raise ValueError(f"cannot split the CPU into {count} devices now: {error}") from None
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(count)])
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def oversubscription_warning(strategy: tf.distribute.Strategy) -> str | None:
+    """A warning when the strategy's replicas are more logical CPU devices than cores
+    (they then take turns: slower than one device), else None."""
+    devices = strategy.extended.worker_devices
+    cores = usable_cores()
+    if len(devices) > cores and all("CPU" in d.upper() for d in devices):
+        return (f"warning: {len(devices)} logical CPU devices on {cores} core(s): the replicas take "
+                "turns, so this is slower than one device (a functional check, not a speed-up)")
+    return None
 
 
 def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_size: int,

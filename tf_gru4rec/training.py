@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -24,7 +25,7 @@ from tf_gru4rec import memory
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
 from tf_gru4rec.files import atomic_directory, remove_leftovers
-from tf_gru4rec.params import GRU4RecParams, parse_params
+from tf_gru4rec.params import GRU4RecParams, ParamError, parse_params
 from tf_gru4rec.warm_start import WarmStart
 
 
@@ -133,6 +134,22 @@ def restore_checkpoint(directory, model, batchers, fingerprint) -> int:
     return int(progress["epochs_done"])
 
 
+def check_session_slots(n_sessions: int, batch_size: int, replicas: int) -> None:
+    """Refuses more session slots (replicas x batch_size) than training sessions: the extra
+    slots would never hold a session, and each replica's shard would be a few sessions run
+    in short parallel bursts (measured: 4,096 slots for 3,000 sessions, Recall@20 0.08
+    instead of 0.28).
+
+    Raises:
+        ParamError: naming the numbers and what to lower.
+    """
+    slots = batch_size * replicas
+    if slots > n_sessions:
+        raise ParamError(f"batch_size={batch_size} x {replicas} replica(s) = {slots:,} session slots "
+                         f"for {n_sessions:,} training sessions: lower batch_size or the replicas "
+                         "(at most one slot per session)")
+
+
 @dataclass
 class TrainResult:
     """What `train` returns."""
@@ -187,6 +204,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
         MemoryEstimateError: the run clearly needs more memory than the machine has.
+        ParamError: more session slots (replicas x batch_size) than training sessions.
         ArchitectureError: `params` change the architecture of the `init_from` model.
     """
     params = params if isinstance(params, GRU4RecParams) else parse_params(params)
@@ -201,6 +219,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     warm = None if init_from is None else WarmStart.of(init_from)
     if warm is not None:
         data = warm.prepare(data, params)
+    if strategy:
+        check_session_slots(data.n_sessions, params.batch_size, strategy.num_replicas_in_sync)
     check_memory(params, strategy, len(data.item_map), data.n_events, data.item_map.id_length,
                  evaluate=validation is not None)
     with strategy.scope() if strategy else contextlib.nullcontext():
@@ -244,7 +264,7 @@ MODEL_FILES = {MODEL_FILE, PARAMS_FILE}
 
 
 class ModelDirError(ValueError):
-    """A save path that cannot receive a model directory; the message says why."""
+    """A path that cannot receive a model directory, or a damaged one; the message says why."""
 
 
 def check_model_dir(path, overwrite=False) -> None:
@@ -311,6 +331,10 @@ def load_model_dir(path):
     model_file = os.path.join(path, MODEL_FILE)
     if not os.path.isfile(model_file):
         raise FileNotFoundError(f"{path}: not a model directory (no {MODEL_FILE})")
+    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
+    if not zipfile.is_zipfile(model_file):
+        raise ModelDirError(f"{model_file}: damaged, not a complete .keras archive "
+                            f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
     model = keras.models.load_model(model_file)
     params = None
     params_file = os.path.join(path, PARAMS_FILE)
