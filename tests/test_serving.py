@@ -498,7 +498,10 @@ def test_client_tensor_protos_equal_tensorflows(value, dtype):
     np.testing.assert_array_equal(to_ndarray(tf.make_tensor_proto(3, tf.int64, shape=[2, 2])), np.full((2, 2), 3))
 
 
-def test_local_server_passes_the_named_error_on(limited_export):
+def test_local_server_passes_the_named_error_on(limited_export, server):
+    with GRU4RecClient(server) as client, pytest.raises(grpc.RpcError) as caught:  # 256-byte ids
+        client.predict("stateful", {"session_id": ["x" * 257], "item_id": [1000]})
+    assert caught.value.details() == "a session_id has at most 256 bytes; the longest has 257"
     own, port = start_local_server(os.path.dirname(limited_export), port=0)  # at most 30 rows, 16-byte ids
     zeros = lambda b, width=H: np.zeros((b, width), np.float32)  # noqa: E731
     cases = [

@@ -669,7 +669,7 @@ def export_parser() -> ArgumentParser:
         prog="python -m tf_gru4rec.export",
         description="Export a trained GRU4Rec as a SavedModel for TF Serving: <out>/<version>/ "
                     "(signatures: stateful, end_session, step, score_items, stateful_rules, "
-                    "step_rules, set_blocklist; see tf_gru4rec.export).",
+                    "step_rules, set_blocklist, limits; see tf_gru4rec.export).",
     )
     parser.add_argument("model_dir", help="model directory (train --save)")
     parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")

@@ -49,9 +49,10 @@ Behaviour:
   recommending row scores all N items, ~13 N bytes: ~80 rows for 1M items in 1 GiB), at
   most `max_candidates` cells (rows x columns) in each of `candidate_ids` and `seen_ids`
   (each `score_items` cell gathers an output-table row). An explicit `max_rows` replaces
-  the derived one. Session ids have at most `max_session_id_bytes` bytes (default 256). A request over a limit, with inputs of different lengths, or with a non-finite
-  `state` fails with INVALID_ARGUMENT and a message that says which; the `limits`
-  signature reports them. An empty request (B = 0) answers empty outputs.
+  the derived one. Session ids have at most `max_session_id_bytes` bytes (default 256).
+  The `limits` signature reports them. A request over a limit, with inputs of different
+  lengths or shapes, or with a non-finite `state` fails with INVALID_ARGUMENT and a
+  message that says which. An empty request (B = 0) answers empty outputs.
 - Business rules (`recommending.py`, shared with `GRU4Rec.recommend`): blocked items (the
   `available` variable, initialised from the model's blocklist at export and replaced by
   `set_blocklist`) are never recommended by any recommending signature. `exclude_seen` drops

@@ -28,11 +28,62 @@ import importlib.util
 import sys
 import types
 
-import grpc
-import numpy as np
-
 from tf_gru4rec.cli import ArgumentParser, UsageError, add_output_options, read_id_list
-from tf_gru4rec.serving.candidates import per_session
+
+
+class ClientParser(ArgumentParser):
+    """Also checks which options go together, so a bad combination answers before gRPC and
+    the protos load."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.items is None and not parsed.end_session and parsed.set_blocklist is None:
+            self.error("give --session with --items and/or --end-session, or --set-blocklist")
+        for given, option in ((parsed.items is not None, "--items"), (parsed.end_session, "--end-session")):
+            if given and parsed.session is None:
+                self.error(f"{option} needs --session")
+        return parsed
+
+
+def build_parser() -> ArgumentParser:
+    parser = ClientParser(
+        prog="python -m tf_gru4rec.serving.client",
+        description="Sends a session's clicks; prints the recommendations after each click.",
+    )
+    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
+    parser.add_argument("--model", default="gru4rec", help="model name")
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--session", help="session id (with --items and/or --end-session)")
+    parser.add_argument("--items", help="comma-separated item ids, in click order")
+    parser.add_argument("--k", type=int, default=None, help="default: the exported k")
+    parser.add_argument("--end-session", action="store_true",
+                        help="free the session (after the clicks of --items, if any)")
+    parser.add_argument("--exclude-seen", action="store_true",
+                        help="never recommend the session's clicked items")
+    parser.add_argument("--candidates", default=None, metavar="ID,ID,...",
+                        help="recommend only among these item ids (re-ranking)")
+    parser.add_argument("--set-blocklist", default=None, metavar="FILE",
+                        help="first replace the server's blocklist by the ids of FILE, one per line "
+                             "(alone: only that)")
+    add_output_options(parser, quiet=False)
+    return parser
+
+
+def parse_command_line(parser, argv=None):
+    """The parsed arguments, or exit 2 with one line for bad ones."""
+    try:
+        return parser.parse_args(argv)
+    except UsageError as e:
+        parser.exit(2, f"{parser.prog}: error: {e} (see --help)\n")
+
+
+if __name__ == "__main__":  # --help and bad arguments answer before gRPC and the protos load
+    parse_command_line(build_parser())
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tf_gru4rec.serving.candidates import per_session  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -59,8 +110,9 @@ def _protos_only():
 
 
 with _protos_only():
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2  # noqa: E402
+    from tensorflow_serving.apis import (  # noqa: E402
+        get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc)
 
 #: TensorFlow dtypes of the signatures' inputs and outputs -> numpy dtypes.
 _NUMPY_DTYPES = {types_pb2.DT_FLOAT: np.dtype(np.float32), types_pb2.DT_INT32: np.dtype(np.int32),
@@ -97,44 +149,6 @@ def to_ndarray(proto):
     # A compact proto lists fewer values than elements: the last one repeats.
     return np.pad(values, (0, size - values.size), mode="edge").reshape(shape) if values.size else \
         np.zeros(shape, dtype)
-
-
-class ClientParser(ArgumentParser):
-    """Also checks which options go together, so a bad combination answers before TensorFlow
-    loads."""
-
-    def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
-        if parsed.items is None and not parsed.end_session and parsed.set_blocklist is None:
-            self.error("give --session with --items and/or --end-session, or --set-blocklist")
-        for given, option in ((parsed.items is not None, "--items"), (parsed.end_session, "--end-session")):
-            if given and parsed.session is None:
-                self.error(f"{option} needs --session")
-        return parsed
-
-
-def build_parser() -> ArgumentParser:
-    parser = ClientParser(
-        prog="python -m tf_gru4rec.serving.client",
-        description="Sends a session's clicks; prints the recommendations after each click.",
-    )
-    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
-    parser.add_argument("--model", default="gru4rec", help="model name")
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--session", help="session id (with --items and/or --end-session)")
-    parser.add_argument("--items", help="comma-separated item ids, in click order")
-    parser.add_argument("--k", type=int, default=None, help="default: the exported k")
-    parser.add_argument("--end-session", action="store_true",
-                        help="free the session (after the clicks of --items, if any)")
-    parser.add_argument("--exclude-seen", action="store_true",
-                        help="never recommend the session's clicked items")
-    parser.add_argument("--candidates", default=None, metavar="ID,ID,...",
-                        help="recommend only among these item ids (re-ranking)")
-    parser.add_argument("--set-blocklist", default=None, metavar="FILE",
-                        help="first replace the server's blocklist by the ids of FILE, one per line "
-                             "(alone: only that)")
-    add_output_options(parser, quiet=False)
-    return parser
 
 
 def _truncate(k, available):
@@ -351,10 +365,7 @@ def parse_items(texts, integer_ids):
 
 def main(argv=None):
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as e:
-        parser.exit(2, f"{parser.prog}: error: {e} (see --help)\n")
+    args = parse_command_line(parser, argv)
     split = lambda text: [i.strip() for i in text.split(",") if i.strip()]  # noqa: E731
     try:
         with GRU4RecClient(args.server, args.model, args.version) as client:
