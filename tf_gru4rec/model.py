@@ -396,7 +396,7 @@ class GRU4Rec(keras.Model):
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, batch["column_pos"], axis=1), new_state  # [B, B + S]
 
-    def _padding_marked(self, gradients, batch):
+    def _padding_marked(self, gradients, variables, batch):
         """The item tables' gradients with their padding slices at row -1, which AdagradM
         skips: the `rows` padding of a step that touches no item, and (separate or one-hot
         input) the inputs of inactive rows. Left on row 0, their zero slices would count as
@@ -414,7 +414,7 @@ class GRU4Rec(keras.Model):
         return [
             tf.IndexedSlices(g.values, marks[id(v)], g.dense_shape)
             if isinstance(g, tf.IndexedSlices) and id(v) in marks else g
-            for g, v in zip(gradients, self.trainable_variables)
+            for g, v in zip(gradients, variables)
         ]
 
     def _dropout_noise(self, block_steps, batch_size, position=None):
@@ -468,7 +468,7 @@ class GRU4Rec(keras.Model):
                     batch, state, None if noise is None else noise[t]
                 )
                 loss = self.loss(y_true, scores)
-            gradients = self._padding_marked(tape.gradient(loss, variables), batch)
+            gradients = self._padding_marked(tape.gradient(loss, variables), variables, batch)
             self.optimizer.apply(gradients, variables)
             return loss, tf.stop_gradient(new_state)
 
