@@ -556,11 +556,16 @@ def _train_command(argv):
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
                      training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
         validation = usable[0][1] if usable else None
-    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
-        result = training.train(train_data, params, validation=validation, callbacks=callbacks,
-                                cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
-                                verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
-                                init_from=warm, distribute=strategy)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
+            result = training.train(train_data, params, validation=validation, callbacks=callbacks,
+                                    cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
+                                    verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
+                                    init_from=warm, distribute=strategy)
+    except Exception as e:  # noqa: BLE001: only a lost worker is turned into a line
+        if strategy is None or not (lost := distribute.worker_failure(e)):
+            raise
+        raise CommandError(lost) from None
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s"
         + (f" on {strategy.num_replicas_in_sync} replica(s)" if strategy else ""))
