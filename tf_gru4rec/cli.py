@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 
 from typing import TYPE_CHECKING
 
@@ -533,7 +534,11 @@ def _train_command(argv):
         train_df = read(train_path, args)
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
     if warm:  # the grown item map, before the test files are mapped with it
-        train_data = warm.prepare(train_data, params)
+        with warnings.catch_warnings(record=True) as caught:  # as log lines, not Python's format
+            warnings.simplefilter("always")
+            train_data = warm.prepare(train_data, params)
+        for warning in caught:
+            log(f"warning: {warning.message}")
         known = int((warm.model.item_map.lookup(train_data.item_map.ids) >= 0).sum())
         log(f"warm start from {args.init_from}: {known} of its {warm.model.n_items} items kept, "
             f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
