@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -179,7 +180,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
             run given the folder of a killed run with the same data and parameters
             continues after its last completed epoch and ends exactly as an uninterrupted
-            run would (history and `n_examples` cover the epochs run in this call).
+            run would (history and `n_examples` cover the epochs run in this call); unless
+            `verbose` is 0 it says so on stderr ("DIR: resuming from epoch N of M").
         init_from: warm start from a trained `GRU4Rec`, a model directory or a
             `warm_start.WarmStart` (which says how): the item map grows by the new items,
             known items' rows, GRU weights and AdagradM slots are copied.
@@ -230,6 +232,9 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     if checkpoint_dir is not None:
         fingerprint = _fingerprint(data, params, strategy.num_replicas_in_sync if strategy else 1)
         initial_epoch = restore_checkpoint(checkpoint_dir, model, batchers, fingerprint)
+        if initial_epoch and verbose != 0:
+            print(f"{os.fspath(checkpoint_dir)}: resuming from epoch {initial_epoch + 1} of {params.n_epochs} "
+                  f"({initial_epoch} completed)", file=sys.stderr, flush=True)
         for batcher in batchers:  # the epoch count seeds data-parallel dropout masks
             batcher.epoch = initial_epoch
         if distribute_module.is_chief(strategy):  # the other workers only read it
