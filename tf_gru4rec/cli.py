@@ -30,6 +30,7 @@ import os
 import sys
 import time
 import warnings
+import zipfile
 
 from typing import TYPE_CHECKING
 
@@ -286,6 +287,45 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                        help="print the results as one JSON object on the last stdout line")
 
 
+#: The model file of a model directory (`training.save_model_dir`).
+MODEL_FILE = "model.keras"
+
+
+def model_dir_problem(path) -> str | None:
+    """Why `path` is no readable model directory (no model.keras, or a damaged one), or
+    None. Here, not in `training`, so that the commands check it before TensorFlow loads."""
+    model_file = os.path.join(os.fspath(path), MODEL_FILE)
+    if not os.path.isfile(model_file):
+        return f"{os.fspath(path)}: not a model directory (no {MODEL_FILE})"
+    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
+    if not zipfile.is_zipfile(model_file):
+        return (f"{model_file}: damaged, not a complete .keras archive "
+                f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
+    return None
+
+
+def check_before_tensorflow(data_files=(), tests=(), model_dirs=(), params=None) -> None:
+    """The checks that need no TensorFlow, so that a typo is answered in a second, not
+    after its import: data files that do not exist, model directories, and `params`
+    (the arguments of `resolve_params`). With several test files, only all of them
+    missing is an error here (a run reports the good ones).
+
+    Raises:
+        CommandError, InputFilesError, params.ParamError.
+    """
+    for path in data_files:
+        if not os.path.exists(path):
+            raise CommandError(f"{path}: no such file")
+    for path in model_dirs:
+        if problem := model_dir_problem(path):
+            raise CommandError(problem)
+    missing = [f"{path}: no such file" for path in tests if not os.path.exists(path)]
+    if missing and len(missing) == len(tests):
+        raise InputFilesError(missing)
+    if params is not None:
+        resolve_params(*params)
+
+
 def read(path, args):
     """Click rows of a file, with the column names and separator of the options."""
     from tf_gru4rec.data import Columns, read_sessions
@@ -498,6 +538,9 @@ def _train_command(argv):
         raise UsageError("--warm-optimizer and --drop-absent-items need --init-from")
     if args.replicas and args.distribute != "mirrored":
         raise UsageError("--replicas needs --distribute mirrored")
+    # A warm start's parameters are the saved ones: here checked over the defaults.
+    check_before_tensorflow([] if demo else [args.train], args.test, [args.init_from] if args.init_from else [],
+                            (args.params, args.param_file, SYNTHETIC_PARAMS if demo else None))
     import_tensorflow(args.verbose)
     warm = None
     if args.init_from:  # loaded first: its saved parameters are the defaults
@@ -635,6 +678,8 @@ def _evaluate_command(argv):
     if args.train and (args.baseline or not args.beyond_accuracy):
         raise UsageError("--train is only for the Popularity@K of --beyond-accuracy with a MODEL_DIR "
                          "(a baseline's training clicks are its TRAIN)")
+    check_before_tensorflow([args.source] if args.baseline else [args.train] if args.train else [],
+                            args.tests, [] if args.baseline else [args.source])
     import_tensorflow(args.verbose)
     from tf_gru4rec import evaluation, training
     from tf_gru4rec.data import SessionData

@@ -13,7 +13,6 @@ import os
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -23,6 +22,7 @@ import tensorflow as tf
 
 from tf_gru4rec import distribute as distribute_module
 from tf_gru4rec import memory
+from tf_gru4rec.cli import MODEL_FILE, model_dir_problem
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
 from tf_gru4rec.files import atomic_directory, remove_leftovers
@@ -251,7 +251,6 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     return TrainResult(model, history, seconds, sum(b.n_examples for b in batchers) * epochs)
 
 
-MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
 MODEL_FILES = {MODEL_FILE, PARAMS_FILE}
 
@@ -322,12 +321,9 @@ def load_model_dir(path):
     """
     path = os.fspath(path)
     model_file = os.path.join(path, MODEL_FILE)
-    if not os.path.isfile(model_file):
-        raise FileNotFoundError(f"{path}: not a model directory (no {MODEL_FILE})")
-    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
-    if not zipfile.is_zipfile(model_file):
-        raise ModelDirError(f"{model_file}: damaged, not a complete .keras archive "
-                            f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
+    problem = model_dir_problem(path)
+    if problem:
+        raise (ModelDirError if os.path.isfile(model_file) else FileNotFoundError)(problem)
     model = keras.models.load_model(model_file)
     params = None
     params_file = os.path.join(path, PARAMS_FILE)
