@@ -639,3 +639,11 @@ def test_file_and_parameter_errors_come_before_tensorflow(files, args, status, m
     assert proc.returncode == status, proc.stderr
     assert proc.stderr.startswith(f"{args[0]}: error: ") and len(proc.stderr.splitlines()) <= 2
     assert message.format(**names) in proc.stderr.splitlines()[-1]
+
+
+def test_train_without_save_or_test_warns_that_the_model_is_discarded(files, tmp_path, capsys):
+    warning = "warning: no --save, --test or --checkpoint-dir: the trained model will be discarded"
+    code, out, err = run(train_main, [files["train"], "--params", TINY, "-q"], capsys)
+    assert code == 0 and warning in err.splitlines(), err
+    code, out, err = run(train_main, [files["train"], "--params", TINY, "-q", "--save", tmp_path / "m"], capsys)
+    assert code == 0 and "warning" not in err, err

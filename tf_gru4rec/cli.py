@@ -218,14 +218,6 @@ class Progress:
         self.stream.flush()
 
 
-def fit_verbosity(quiet: bool):
-    """`model.fit`'s verbose: Keras' bar on a terminal, one plain line per epoch otherwise
-    (the bar writes carriage returns and colour codes), nothing with -q."""
-    if quiet:
-        return 0
-    return 1 if sys.stderr.isatty() else 2
-
-
 # ----- shared options -------------------------------------------------------------------------
 def positive_int(text: str) -> int:
     """argparse type of a cutoff k."""
@@ -599,16 +591,19 @@ def _train_command(argv):
             + ("(removed)" if args.drop_repeats else "(kept; --drop-repeats removes them)"))
     log(f"training on {train_data.n_events} clicks, {train_data.n_sessions} sessions, "
         f"{len(train_data.item_map)} items: {params.to_string()}")
+    if not demo and not (args.save or args.test or args.checkpoint_dir):
+        log("warning: no --save, --test or --checkpoint-dir: the trained model will be discarded")
     callbacks, validation = [], None
     if args.tensorboard:  # per-block loss, validation curves (first usable test file), projector
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
                      training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
         validation = usable[0][1] if usable else None
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
+        # Keras prints progress to stdout; "auto" then draws its bar only if stderr is a terminal.
+        with contextlib.redirect_stdout(sys.stderr):
             result = training.train(train_data, params, validation=validation, callbacks=callbacks,
                                     cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
-                                    verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
+                                    verbose=0 if args.quiet else "auto", checkpoint_dir=args.checkpoint_dir,
                                     init_from=warm, distribute=strategy)
     except Exception as e:  # noqa: BLE001: only a lost worker is turned into a line
         if strategy is None or not (lost := distribute.worker_failure(e)):

@@ -165,6 +165,15 @@ class TrainResult:
         return self.n_examples / max(self.train_seconds, 1e-9)
 
 
+def fit_verbosity(verbose="auto"):
+    """`model.fit`'s verbose for `verbose`: "auto" is Keras' bar (1) on a terminal or in a
+    notebook, else one plain line per epoch (2). Keras' own "auto" always draws the bar,
+    with backspaces and colour codes, into files and pipes too."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+
+
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
           mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
           distribute=None, replicas=None, protocol="next") -> TrainResult:
@@ -176,7 +185,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         validation: optional rows evaluated after every epoch (`val_recall@k` logs).
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
         cutoffs, mode, protocol: of the validation metrics (see `evaluation`).
-        verbose: passed to `model.fit`.
+        verbose: passed to `model.fit`; "auto": its bar on a terminal, else a line per
+            epoch (`fit_verbosity`).
         checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
             run given the folder of a killed run with the same data and parameters
             continues after its last completed epoch and ends exactly as an uninterrupted
@@ -245,7 +255,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(dataset, epochs=params.n_epochs, callbacks=all_callbacks,
-                        initial_epoch=initial_epoch, verbose=verbose)
+                        initial_epoch=initial_epoch, verbose=fit_verbosity(verbose))
     seconds = time.perf_counter() - start
     epochs = len(history.epoch)
     return TrainResult(model, history, seconds, sum(b.n_examples for b in batchers) * epochs)
