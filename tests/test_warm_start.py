@@ -277,7 +277,7 @@ def test_a_model_sharing_no_item_with_the_new_data_is_warned_about(frames, tmp_p
         WarmStart(old).prepare(SessionData.from_frame(pd.concat([new_df, new_df.head(2).assign(ItemId=5)])), params)
     save_model_dir(old, tmp_path / "m", params)
     new_df.to_csv(tmp_path / "new.tsv", sep="\t", index=False)
-    status, _, err = run_cli([tmp_path / "new.tsv", "--init-from", tmp_path / "m", "-q"])
+    status, _, err = run_cli([tmp_path / "new.tsv", "--init-from", tmp_path / "m", "--save", tmp_path / "m2", "-q"])
     assert status == 0, err
     assert [line for line in err.splitlines() if line.startswith("warning:")] == [
         f"warning: the model to warm start shares no item with the new data (3 model items, "

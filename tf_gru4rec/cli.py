@@ -9,9 +9,10 @@ Conventions of every command:
   spaces), 1 for bad input (missing or unusable data files, model directories);
 - with several test files, a bad one does not lose the others' results: every good file
   is evaluated and reported, each bad one gets one error line, and the exit status is 1;
-- TensorFlow is imported only after argparse has checked the arguments (`--help` and bad
-  options answer at once), with its start-up logs silenced unless `--verbose`. Parameters
-  are checked right after (`params` imports the model, so TensorFlow).
+- TensorFlow is imported only after the arguments, the parameters and the existence of
+  the input files and model directories are checked (`--help`, bad options, a typo in a
+  path or a parameter answer at once: `check_before_tensorflow`), with its start-up logs
+  silenced unless `--verbose`. What needs reading the data is checked after.
 
 The commands live here rather than in `train.py` / `evaluate.py` because the package
 exports the functions `train` and `evaluate`: importing a submodule of the same name
