@@ -404,8 +404,12 @@ def test_evaluate_command_is_quiet_and_shows_progress(files, trained):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not TF_LOG_LINE.search(proc.stderr), proc.stderr
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
-    assert proc.stderr.splitlines() == [f"GRU4Rec on {files['test']}:   0% (0/409 events)",
-                                        f"GRU4Rec on {files['test']}: 100% (409/409 events)"]
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"GRU4Rec on {files['test']}:   0% (0/409 events)"
+    assert lines[-1] == f"GRU4Rec on {files['test']}: 100% (409/409 events)"
+    # A line at each tenth (one step predicts for many sessions, so some tenths share a line).
+    assert len(lines) >= 8 and all(re.fullmatch(rf"GRU4Rec on {re.escape(files['test'])}: +\d+% \(\d+/409 events\)", line)
+                                   for line in lines)
     assert "| GRU4Rec |" in proc.stdout
 
 
@@ -442,12 +446,14 @@ def test_help_and_bad_arguments_do_not_import_tensorflow(args, status):
 
 @pytest.mark.parametrize("verbose", [False, True])
 def test_error_in_a_subprocess_is_one_line_and_tensorflow_logs_only_with_verbose(files, verbose):
-    proc = subprocess_run("-m", "tf_gru4rec.evaluate", files["root"] / "no_model", files["test"],
+    # A bad Time column: found when reading, after TensorFlow's import (missing files are before).
+    bad = bad_time_file(files["root"])
+    proc = subprocess_run("-m", "tf_gru4rec.evaluate", "--baseline", "pop", bad, files["test"],
                           *(["--verbose"] if verbose else []), env=DEFAULT_ENV, timeout=120)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    error = f"tf_gru4rec.evaluate: error: {files['root'] / 'no_model'}: not a model directory (no model.keras)"
-    assert proc.stderr.splitlines()[-1] == error
+    error = proc.stderr.splitlines()[-1]
+    assert error.startswith(f"tf_gru4rec.evaluate: error: {bad}: ") and "Time value(s)" in error
     assert "Traceback" not in proc.stderr
     if verbose:  # TensorFlow's start-up lines, which TF_LOG_LINE recognises
         assert TF_LOG_LINE.search(proc.stderr), proc.stderr
@@ -488,6 +494,9 @@ def test_static_names_equal_the_modules():
     assert cli.PROTOCOLS == evaluation.PROTOCOLS
     assert cli.BASELINE_NAMES == tuple(baselines.BASELINES)
     assert list(cli.PARAM_FILES) == shipped_param_files()
+    from tf_gru4rec import losses, params
+
+    assert params.LOSS_NAMES == tuple(losses.LOSSES)
 
 
 # ----- the README's example ids -------------------------------------------------------------------
@@ -603,3 +612,39 @@ def test_json_is_strict_without_nan():
     line = strict_json({"mrr@20": float("nan"), "tests": [{"x": float("inf"), "y": 0.5}]})
     assert line == '{"mrr@20": null, "tests": [{"x": null, "y": 0.5}]}'
     json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+
+
+# ----- issue 17, item 9: a new user's traps (errors before TensorFlow, progress, warnings) --------
+@pytest.mark.parametrize("args, status, message", [
+    (["tf_gru4rec.train", "{root}/missing.tsv"], 1, "{root}/missing.tsv: no such file"),
+    (["tf_gru4rec.train", "{train}", "--params", "layers=abc"], 2, "invalid value for layers: ['abc']"),
+    (["tf_gru4rec.train", "{train}", "--params", "hidden_size=3"], 2, "unknown parameter(s): hidden_size"),
+    (["tf_gru4rec.train", "{train}", "--param-file", "{root}/nope.json"], 2, "nope.json: no such parameter file"),
+    (["tf_gru4rec.train", "{train}", "--test", "{root}/t1.tsv", "{root}/t2.tsv"], 1, "{root}/t2.tsv: no such file"),
+    (["tf_gru4rec.train", "{train}", "--init-from", "{root}"], 1, "{root}: not a model directory (no model.keras)"),
+    (["tf_gru4rec.train", "{train}", "--init-from", "{damaged}"], 1, "model.keras: damaged, not a complete .keras archive"),
+    (["tf_gru4rec.evaluate", "{root}", "{train}"], 1, "{root}: not a model directory (no model.keras)"),
+    (["tf_gru4rec.evaluate", "{damaged}", "{train}"], 1, "model.keras: damaged, not a complete .keras archive (8 bytes)"),
+    (["tf_gru4rec.evaluate", "--baseline", "pop", "{root}/missing.tsv", "{train}"], 1, "missing.tsv: no such file"),
+])
+def test_file_and_parameter_errors_come_before_tensorflow(files, args, status, message):
+    damaged = files["root"] / "damaged"
+    damaged.mkdir(exist_ok=True)
+    (damaged / "model.keras").write_bytes(b"PK\x03\x04trun")
+    names = {"root": files["root"], "train": files["train"], "damaged": damaged}
+    # Not -X importtime: the commands silence stderr while TensorFlow imports.
+    code = (f"import runpy, sys\ntry:\n    runpy.run_module({args[0]!r}, run_name='__main__')\n"
+            "finally:\n    print('imported:', sorted({'tensorflow', 'keras'} & set(sys.modules)))")
+    proc = subprocess_run("-c", code, *[a.format(**names) for a in args[1:]], timeout=60)
+    assert proc.stdout == "imported: []\n", proc.stderr[-2000:]
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr.startswith(f"{args[0]}: error: ") and len(proc.stderr.splitlines()) <= 2
+    assert message.format(**names) in proc.stderr.splitlines()[-1]
+
+
+def test_train_without_save_or_test_warns_that_the_model_is_discarded(files, tmp_path, capsys):
+    warning = "warning: no --save, --test or --checkpoint-dir: the trained model will be discarded"
+    code, out, err = run(train_main, [files["train"], "--params", TINY, "-q"], capsys)
+    assert code == 0 and warning in err.splitlines(), err
+    code, out, err = run(train_main, [files["train"], "--params", TINY, "-q", "--save", tmp_path / "m"], capsys)
+    assert code == 0 and "warning" not in err, err

@@ -387,3 +387,18 @@ def test_more_logical_devices_than_cores_is_a_warning(monkeypatch):
         "than one device (a functional check, not a speed-up)")
     monkeypatch.setattr(distribute, "usable_cores", lambda: 4)
     assert distribute.oversubscription_warning(fake) is None
+
+
+def test_a_worker_lost_mid_training_is_one_line():
+    # The survivor's error when worker 1 was killed with -9 in epoch 2 (measured, abridged).
+    text = ("Graph execution error:\n\nDetected at node CollectiveReduceV2 defined at (most recent call "
+            "last):\n  File \"tf_gru4rec/training.py\", line 242, in train\n\nCollective ops is aborted by: "
+            "Error reported from /job:worker/task:1: The following tasks are unhealthy (stopped sending "
+            "heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed.\n\t [[{{node "
+            "CollectiveReduceV2}}]] [Op:__inference_multi_step_on_iterator_1710]")
+    error = tf.errors.UnavailableError(None, None, text)
+    assert distribute.worker_failure(error) == (
+        "worker 1 stopped during training (UnavailableError); restart every worker (with "
+        "--checkpoint-dir they continue from the last completed epoch)")
+    assert distribute.worker_failure(ValueError(text)) is None
+    assert distribute.worker_failure(tf.errors.InvalidArgumentError(None, None, text)) is None

@@ -307,3 +307,32 @@ def test_default_batch_size_bounds_the_evaluation_chunk():
     assert eval_batch_size(10_000_000) == 8 and eval_batch_size(1_000_000) == 89
     with pytest.raises(ValueError, match="batch_size"):
         Evaluator(random_test_frame(2), ItemMap(np.arange(N) * 10), batch_size=0)
+
+
+# ----- issue 17, item 9: progress at every tenth --------------------------------------------------
+def test_block_ends_add_each_tenth_without_longer_blocks():
+    from tf_gru4rec.evaluation import block_ends
+
+    done = np.arange(1, 51)  # one prediction per step, 50 steps
+    assert block_ends(done, 64) == [50]
+    assert block_ends(done, 64, tenths=True) == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    assert block_ends(done, 20, tenths=True) == [5, 10, 15, 20, 25, 30, 35, 40, 45, 50]
+    assert block_ends(np.arange(1, 200), 64) == [64, 128, 192, 199]
+    assert block_ends(np.zeros(3, int), 64, tenths=True) == [3] and block_ends(np.zeros(0, int), 64) == []
+
+
+def test_progress_reaches_every_tenth_and_leaves_the_results_unchanged():
+    from tf_gru4rec.synthetic import synthetic_sessions
+
+    df = synthetic_sessions(n_sessions=60, n_items=N, seed=4)
+    df["ItemId"] = (df["ItemId"] - 1000) // 7 * 10  # the model's ids
+    model = stateful_model()
+    calls = []
+    with_progress = evaluate(model, df, batch_size=2, progress=lambda done, total: calls.append((done, total)))
+    without = evaluate(model, df, batch_size=2)
+    total = calls[0][1]
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    assert {int(10 * done / total) for done, _ in calls} == set(range(11))
+    for key in without:
+        if key != "eval_seconds":
+            assert with_progress[key] == without[key], key

@@ -318,3 +318,32 @@ def test_a_truncated_model_file_is_reported_as_damaged(tiny_model_dir, tmp_path,
     (tmp_path / "model.keras").write_bytes((tiny_model_dir / "model.keras").read_bytes()[:size])
     with pytest.raises(ModelDirError, match=rf"model.keras: damaged, not a complete .keras archive \({size:,} bytes\)"):
         load_model_dir(tmp_path)
+
+
+def test_a_resumed_run_says_so(tmp_path, capsys):
+    import json
+
+    from tf_gru4rec.synthetic import synthetic_sessions
+
+    df = synthetic_sessions(n_sessions=100, n_items=20, seed=3)
+    params = "layers=8,batch_size=8,n_sample=4,n_epochs=2,seed=1"
+    train(df, params, verbose=0, checkpoint_dir=tmp_path / "ckpt")
+    assert "resuming" not in capsys.readouterr().err  # a first run: nothing to resume
+    progress = json.loads((tmp_path / "ckpt" / "progress.json").read_text())
+    (tmp_path / "ckpt" / "progress.json").write_text(json.dumps({**progress, "epochs_done": 1}))  # as if killed
+    resumed = train(df, params, verbose=2, checkpoint_dir=tmp_path / "ckpt")
+    assert resumed.history.epoch == [1]
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'ckpt'}: resuming from epoch 2 of 2 (1 completed)\n" in err
+
+
+def test_progress_written_to_a_file_or_pipe_has_no_bar(tmp_path):
+    """`train(..., verbose="auto")` (the default) into a pipe: Keras' plain epoch lines, not
+    its bar of backspaces and colour codes (which Keras' own "auto" draws everywhere)."""
+    code, out, err = fresh_python(
+        "from tf_gru4rec.synthetic import synthetic_sessions\nfrom tf_gru4rec import train\n"
+        "train(synthetic_sessions(n_sessions=100, n_items=20, seed=3), 'layers=8,batch_size=8,n_sample=4,"
+        "n_epochs=2,seed=1,block_steps=5')")
+    assert code == 0, err[-2000:]
+    assert "Epoch 2/2" in out and "events_per_second" in out
+    assert "\x1b" not in out and "\b" not in out and "\r" not in out

@@ -258,3 +258,29 @@ def test_parsers_offer_the_optimizer_states():
     for parser in (train_parser(), daily_parser()):
         action = next(a for a in parser._actions if a.dest == "warm_optimizer")
         assert tuple(action.choices) == OPTIMIZER_STATES and action.default == OPTIMIZER_STATES[0]
+
+
+# ----- issue 17, item 9: a warm start from a model that knows none of the new items ---------------
+def test_a_model_sharing_no_item_with_the_new_data_is_warned_about(frames, tmp_path):
+    import warnings
+
+    from tf_gru4rec.training import save_model_dir
+    from tf_gru4rec.warm_start import NoSharedItemsWarning
+
+    old_df, new_df = frames
+    params = parse_params(TINY)
+    old = trained_like(params, np.asarray([5, 6, 7]))  # ids the new data does not have
+    with pytest.warns(NoSharedItemsWarning, match="shares no item with the new data \\(3 model items"):
+        WarmStart(old).prepare(SessionData.from_frame(new_df), params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # items in common: no warning
+        WarmStart(old).prepare(SessionData.from_frame(pd.concat([new_df, new_df.head(2).assign(ItemId=5)])), params)
+    save_model_dir(old, tmp_path / "m", params)
+    new_df.to_csv(tmp_path / "new.tsv", sep="\t", index=False)
+    status, _, err = run_cli([tmp_path / "new.tsv", "--init-from", tmp_path / "m", "--save", tmp_path / "m2", "-q"])
+    assert status == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: the model to warm start shares no item with the new data (3 model items, "
+        f"{new_df['ItemId'].nunique()} in the data): only the GRU weights carry over; check the item "
+        "ids (or train from scratch)"]
+    assert f"of its 3 items kept, +{new_df['ItemId'].nunique()} new" in err

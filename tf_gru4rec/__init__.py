@@ -59,10 +59,12 @@ def _register_stand_ins() -> None:
     # Keras' registry is a plain dict filled by decorators; it is read only when loading, so
     # a stand-in defers our modules' import (and TensorFlow's) to that moment. Not imported
     # here: Keras may be loading inside `import tensorflow`, inside one of our modules.
-    registry = sys.modules["keras.src.saving.object_registration"].GLOBAL_CUSTOM_OBJECTS
+    registration = sys.modules.get("keras.src.saving.object_registration")
+    if registration is None:  # another Keras layout: loading then needs `import tf_gru4rec.model`
+        return
     for module, names in _SERIALIZABLE.items():
         for name in names:
-            registry.setdefault(f"tf_gru4rec>{name}", _stand_in(module, name))
+            registration.GLOBAL_CUSTOM_OBJECTS.setdefault(f"tf_gru4rec>{name}", _stand_in(module, name))
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):

@@ -9,9 +9,10 @@ Conventions of every command:
   spaces), 1 for bad input (missing or unusable data files, model directories);
 - with several test files, a bad one does not lose the others' results: every good file
   is evaluated and reported, each bad one gets one error line, and the exit status is 1;
-- TensorFlow is imported only after argparse has checked the arguments (`--help` and bad
-  options answer at once), with its start-up logs silenced unless `--verbose`. Parameters
-  are checked right after (`params` imports the model, so TensorFlow).
+- TensorFlow is imported only after the arguments, the parameters and the existence of
+  the input files and model directories are checked (`--help`, bad options, a typo in a
+  path or a parameter answer at once: `check_before_tensorflow`), with its start-up logs
+  silenced unless `--verbose`. What needs reading the data is checked after.
 
 The commands live here rather than in `train.py` / `evaluate.py` because the package
 exports the functions `train` and `evaluate`: importing a submodule of the same name
@@ -29,6 +30,8 @@ import logging
 import os
 import sys
 import time
+import warnings
+import zipfile
 
 from typing import TYPE_CHECKING
 
@@ -216,14 +219,6 @@ class Progress:
         self.stream.flush()
 
 
-def fit_verbosity(quiet: bool):
-    """`model.fit`'s verbose: Keras' bar on a terminal, one plain line per epoch otherwise
-    (the bar writes carriage returns and colour codes), nothing with -q."""
-    if quiet:
-        return 0
-    return 1 if sys.stderr.isatty() else 2
-
-
 # ----- shared options -------------------------------------------------------------------------
 def positive_int(text: str) -> int:
     """argparse type of a cutoff k."""
@@ -283,6 +278,45 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                             "as fit 1 GiB of scores, at most 256); lower it for huge catalogues")
     group.add_argument("--json", action="store_true",
                        help="print the results as one JSON object on the last stdout line")
+
+
+#: The model file of a model directory (`training.save_model_dir`).
+MODEL_FILE = "model.keras"
+
+
+def model_dir_problem(path) -> str | None:
+    """Why `path` is no readable model directory (no model.keras, or a damaged one), or
+    None. Here, not in `training`, so that the commands check it before TensorFlow loads."""
+    model_file = os.path.join(os.fspath(path), MODEL_FILE)
+    if not os.path.isfile(model_file):
+        return f"{os.fspath(path)}: not a model directory (no {MODEL_FILE})"
+    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
+    if not zipfile.is_zipfile(model_file):
+        return (f"{model_file}: damaged, not a complete .keras archive "
+                f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
+    return None
+
+
+def check_before_tensorflow(data_files=(), tests=(), model_dirs=(), params=None) -> None:
+    """The checks that need no TensorFlow, so that a typo is answered in a second, not
+    after its import: data files that do not exist, model directories, and `params`
+    (the arguments of `resolve_params`). With several test files, only all of them
+    missing is an error here (a run reports the good ones).
+
+    Raises:
+        CommandError, InputFilesError, params.ParamError.
+    """
+    for path in data_files:
+        if not os.path.exists(path):
+            raise CommandError(f"{path}: no such file")
+    for path in model_dirs:
+        if problem := model_dir_problem(path):
+            raise CommandError(problem)
+    missing = [f"{path}: no such file" for path in tests if not os.path.exists(path)]
+    if missing and len(missing) == len(tests):
+        raise InputFilesError(missing)
+    if params is not None:
+        resolve_params(*params)
 
 
 def read(path, args):
@@ -498,6 +532,9 @@ def _train_command(argv):
         raise UsageError("--warm-optimizer and --drop-absent-items need --init-from")
     if args.replicas and args.distribute != "mirrored":
         raise UsageError("--replicas needs --distribute mirrored")
+    # A warm start's parameters are the saved ones: here checked over the defaults.
+    check_before_tensorflow([] if demo else [args.train], args.test, [args.init_from] if args.init_from else [],
+                            (args.params, args.param_file, SYNTHETIC_PARAMS if demo else None))
     import_tensorflow(args.verbose)
     warm = None
     if args.init_from:  # loaded first: its saved parameters are the defaults
@@ -537,7 +574,11 @@ def _train_command(argv):
                               mean_id_length(train_df["ItemId"].to_numpy()), evaluate=bool(args.tensorboard))
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
     if warm:  # the grown item map, before the test files are mapped with it
-        train_data = warm.prepare(train_data, params)
+        with warnings.catch_warnings(record=True) as caught:  # as log lines, not Python's format
+            warnings.simplefilter("always")
+            train_data = warm.prepare(train_data, params)
+        for warning in caught:
+            log(f"warning: {warning.message}")
         known = int((warm.model.item_map.lookup(train_data.item_map.ids) >= 0).sum())
         log(f"warm start from {args.init_from}: {known} of its {warm.model.n_items} items kept, "
             f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
@@ -555,16 +596,24 @@ def _train_command(argv):
             + ("(removed)" if args.drop_repeats else "(kept; --drop-repeats removes them)"))
     log(f"training on {train_data.n_events} clicks, {train_data.n_sessions} sessions, "
         f"{len(train_data.item_map)} items: {params.to_string()}")
+    if not demo and not (args.save or args.test or args.checkpoint_dir):
+        log("warning: no --save, --test or --checkpoint-dir: the trained model will be discarded")
     callbacks, validation = [], None
     if args.tensorboard:  # per-block loss, validation curves (first usable test file), projector
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
                      training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
         validation = usable[0][1] if usable else None
-    with contextlib.redirect_stdout(sys.stderr):  # Keras prints progress to stdout
-        result = training.train(train_data, params, validation=validation, callbacks=callbacks,
-                                cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
-                                verbose=fit_verbosity(args.quiet), checkpoint_dir=args.checkpoint_dir,
-                                init_from=warm, distribute=strategy)
+    try:
+        # Keras prints progress to stdout; "auto" then draws its bar only if stderr is a terminal.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = training.train(train_data, params, validation=validation, callbacks=callbacks,
+                                    cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
+                                    verbose=0 if args.quiet else "auto", checkpoint_dir=args.checkpoint_dir,
+                                    init_from=warm, distribute=strategy)
+    except Exception as e:  # noqa: BLE001: only a lost worker is turned into a line
+        if strategy is None or not (lost := distribute.worker_failure(e)):
+            raise
+        raise CommandError(lost) from None
     log(f"trained {len(result.history.epoch)} epoch(s) in {result.train_seconds:.1f} s, "
         f"{result.events_per_second:,.0f} events/s"
         + (f" on {strategy.num_replicas_in_sync} replica(s)" if strategy else ""))
@@ -629,6 +678,8 @@ def _evaluate_command(argv):
     if args.train and (args.baseline or not args.beyond_accuracy):
         raise UsageError("--train is only for the Popularity@K of --beyond-accuracy with a MODEL_DIR "
                          "(a baseline's training clicks are its TRAIN)")
+    check_before_tensorflow([args.source] if args.baseline else [args.train] if args.train else [],
+                            args.tests, [] if args.baseline else [args.source])
     import_tensorflow(args.verbose)
     from tf_gru4rec import evaluation, training
     from tf_gru4rec.data import SessionData

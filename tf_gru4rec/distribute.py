@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import threading
@@ -185,6 +186,21 @@ def make_strategy(name: str, replicas: int | None = None, worker_timeout: float 
             if len(tf.config.list_logical_devices("CPU")) != count:
                 raise ValueError(f"cannot split the CPU into {count} devices now: {error}") from None
     return tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(count)])
+
+
+def worker_failure(error: BaseException) -> str | None:
+    """The one-line message for an error that means another worker of a multi-worker run
+    stopped (killed, crashed, unreachable), else None.
+
+    TensorFlow raises these from the collective all-reduce, as "Graph execution error:"
+    followed by a trace, with the tasks that stopped sending heartbeats in the text."""
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError,
+                              tf.errors.DeadlineExceededError)):
+        return None
+    lost = sorted(set(re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", str(error).split("unhealthy", 1)[-1])))
+    who = ", ".join(f"{job} {task}" for job, task in lost) or "another worker"
+    return (f"{who} stopped during training ({type(error).__name__}); restart every worker "
+            "(with --checkpoint-dir they continue from the last completed epoch)")
 
 
 def usable_cores() -> int:

@@ -263,7 +263,8 @@ class Evaluator:
         """The metrics of `model` (see `Accumulator.result`), plus skipped counts and seconds.
 
         `progress`, if given, is called as `progress(done, total)` in predictions before
-        the first compiled block and after every block (e.g. to draw a progress bar).
+        the first compiled block, after every block and at least at every tenth of the
+        predictions (e.g. to draw a progress bar).
         """
         if self._fn is None or self._model is not model:
             self._fn, self._model = self._compile(model), model
@@ -272,7 +273,7 @@ class Evaluator:
         T = self._inputs.shape[0]
         state = model.initial_state(B)
         sums, best = self.accumulator.initial()
-        pad = (-T) % K
+        pad = K  # a block of K steps may start at any step (see `block_ends`)
 
         def padded(a):
             return np.concatenate([a, np.zeros((pad,) + a.shape[1:], a.dtype)])
@@ -281,15 +282,16 @@ class Evaluator:
         reset, valid = padded(self._reset), padded(self._valid)
         n_events = int(self._valid.sum())
         done = np.cumsum(self._valid.sum(axis=1))  # predictions up to each step
+        ends = block_ends(done, K, tenths=progress is not None)
         if progress is not None:
             progress(0, n_events)
-        for s in range(0, T, K):
+        for s, e in zip([0, *ends[:-1]], ends):
             state, sums, best = self._fn(
                 inputs[s : s + K], targets[s : s + K], reset[s : s + K], valid[s : s + K],
-                tf.constant(min(K, T - s)), state, sums, best,
+                tf.constant(e - s), state, sums, best,
             )
             if progress is not None:
-                progress(int(done[min(s + K, T) - 1]), n_events)
+                progress(int(done[e - 1]), n_events)
         return self.accumulator.result(
             sums, best, n_events,
             {
@@ -298,6 +300,18 @@ class Evaluator:
                 "eval_seconds": time.perf_counter() - start,
             },
         )
+
+
+def block_ends(done, block_steps: int, tenths: bool = False) -> list[int]:
+    """Where the compiled blocks of an evaluation end: every `block_steps` steps and at the
+    end; with `tenths` also at the first step that completes each tenth of the predictions
+    (`done`: the running count per step), so that progress can be shown every tenth.
+    Blocks are never longer than `block_steps`; the results do not depend on the cuts."""
+    T = len(done)
+    ends = set(range(block_steps, T, block_steps)) | {T}
+    if tenths and T and done[-1] > 0:
+        ends |= set(np.searchsorted(done, done[-1] * np.arange(1, 10) / 10).astype(int) + 1)
+    return sorted(int(e) for e in ends if 0 < e <= T)
 
 
 def evaluate(model, test, cutoffs=(1, 5, 10, 20), mode="conservative", batch_size=None,

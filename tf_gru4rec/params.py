@@ -20,12 +20,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Importing model, losses and optimizers also registers their Keras classes, which
-# `training.load_model_dir` needs to deserialise a saved model.
-from tf_gru4rec import losses
-from tf_gru4rec.data import SessionData, SessionParallelBatcher
-from tf_gru4rec.model import GRU4Rec
-from tf_gru4rec.optimizers import AdagradM
+# What the parameters build is imported in the build_* methods: parsing and checking them
+# imports no TensorFlow, so the command lines refuse bad parameters at once.
+
+#: `losses.LOSSES`' names (tests/test_cli.py checks they agree).
+LOSS_NAMES = ("cross-entropy", "bpr-max", "top1-max", "bpr", "top1")
 
 #: The published parameter sets shipped with the package (package data).
 PARAM_FILE_DIR = Path(__file__).resolve().parent / "paramfiles"
@@ -70,6 +69,8 @@ class GRU4RecParams:
         return "shared" if self.constrained_embedding else "none"
 
     def build_model(self, item_map) -> GRU4Rec:
+        from tf_gru4rec.model import GRU4Rec
+
         return GRU4Rec(
             item_ids=item_map.ids,
             layers=self.layers,
@@ -81,6 +82,8 @@ class GRU4RecParams:
         )
 
     def build_loss(self) -> losses.GRU4RecLoss:
+        from tf_gru4rec import losses
+
         if self.loss == "cross-entropy":
             return losses.CrossEntropy(logq=self.logq)
         if self.loss == "bpr-max":
@@ -88,9 +91,13 @@ class GRU4RecParams:
         return losses.get(self.loss)
 
     def build_optimizer(self) -> AdagradM:
+        from tf_gru4rec.optimizers import AdagradM
+
         return AdagradM(learning_rate=self.learning_rate, momentum=self.momentum)
 
     def build_batcher(self, data: SessionData) -> SessionParallelBatcher:
+        from tf_gru4rec.data import SessionParallelBatcher
+
         return SessionParallelBatcher(
             data,
             batch_size=self.batch_size,
@@ -160,8 +167,8 @@ def _check(p: GRU4RecParams):
         value = getattr(p, f.name)
         if isinstance(value, float) and not math.isfinite(value):
             bad(f.name, "must be a finite number")
-    if p.loss not in losses.LOSSES:
-        bad("loss", f"expected one of {sorted(losses.LOSSES)}")
+    if p.loss not in LOSS_NAMES:
+        bad("loss", f"expected one of {sorted(LOSS_NAMES)}")
     if not p.layers or min(p.layers) < 1:
         bad("layers", "positive layer sizes, e.g. 100 or 100/100")
     for name in ("batch_size", "n_epochs", "block_steps", "sample_cache_size"):

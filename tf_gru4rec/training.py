@@ -10,9 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 
 import keras
@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from tf_gru4rec import distribute as distribute_module
 from tf_gru4rec import memory
+from tf_gru4rec.cli import MODEL_FILE, model_dir_problem
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
 from tf_gru4rec.files import atomic_directory, remove_leftovers
@@ -176,6 +177,15 @@ def check_memory(params: GRU4RecParams, strategy=None, n_items: int = 0, n_rows:
     return memory.check_fits(parts, replicas=replicas)
 
 
+def fit_verbosity(verbose="auto"):
+    """`model.fit`'s verbose for `verbose`: "auto" is Keras' bar (1) on a terminal or in a
+    notebook, else one plain line per epoch (2). Keras' own "auto" always draws the bar,
+    with backspaces and colour codes, into files and pipes too."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+
+
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
           mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
           distribute=None, replicas=None, protocol="next") -> TrainResult:
@@ -187,11 +197,13 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         validation: optional rows evaluated after every epoch (`val_recall@k` logs).
         callbacks: more Keras callbacks (TensorBoard, ModelCheckpoint, ...).
         cutoffs, mode, protocol: of the validation metrics (see `evaluation`).
-        verbose: passed to `model.fit`.
+        verbose: passed to `model.fit`; "auto": its bar on a terminal, else a line per
+            epoch (`fit_verbosity`).
         checkpoint_dir: a folder for a checkpoint after every epoch (`EpochCheckpoint`); a
             run given the folder of a killed run with the same data and parameters
             continues after its last completed epoch and ends exactly as an uninterrupted
-            run would (history and `n_examples` cover the epochs run in this call).
+            run would (history and `n_examples` cover the epochs run in this call); unless
+            `verbose` is 0 it says so on stderr ("DIR: resuming from epoch N of M").
         init_from: warm start from a trained `GRU4Rec`, a model directory or a
             `warm_start.WarmStart` (which says how): the item map grows by the new items,
             known items' rows, GRU weights and AdagradM slots are copied.
@@ -242,6 +254,9 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     if checkpoint_dir is not None:
         fingerprint = _fingerprint(data, params, strategy.num_replicas_in_sync if strategy else 1)
         initial_epoch = restore_checkpoint(checkpoint_dir, model, batchers, fingerprint)
+        if initial_epoch and verbose != 0:
+            print(f"{os.fspath(checkpoint_dir)}: resuming from epoch {initial_epoch + 1} of {params.n_epochs} "
+                  f"({initial_epoch} completed)", file=sys.stderr, flush=True)
         for batcher in batchers:  # the epoch count seeds data-parallel dropout masks
             batcher.epoch = initial_epoch
         if distribute_module.is_chief(strategy):  # the other workers only read it
@@ -252,13 +267,12 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     all_callbacks.extend(callbacks)
     start = time.perf_counter()
     history = model.fit(dataset, epochs=params.n_epochs, callbacks=all_callbacks,
-                        initial_epoch=initial_epoch, verbose=verbose)
+                        initial_epoch=initial_epoch, verbose=fit_verbosity(verbose))
     seconds = time.perf_counter() - start
     epochs = len(history.epoch)
     return TrainResult(model, history, seconds, sum(b.n_examples for b in batchers) * epochs)
 
 
-MODEL_FILE = "model.keras"
 PARAMS_FILE = "params.json"
 MODEL_FILES = {MODEL_FILE, PARAMS_FILE}
 
@@ -329,12 +343,9 @@ def load_model_dir(path):
     """
     path = os.fspath(path)
     model_file = os.path.join(path, MODEL_FILE)
-    if not os.path.isfile(model_file):
-        raise FileNotFoundError(f"{path}: not a model directory (no {MODEL_FILE})")
-    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
-    if not zipfile.is_zipfile(model_file):
-        raise ModelDirError(f"{model_file}: damaged, not a complete .keras archive "
-                            f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
+    problem = model_dir_problem(path)
+    if problem:
+        raise (ModelDirError if os.path.isfile(model_file) else FileNotFoundError)(problem)
     model = keras.models.load_model(model_file)
     params = None
     params_file = os.path.join(path, PARAMS_FILE)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -48,6 +49,11 @@ def _describe_embedding(mode) -> str:
     if mode == "none":
         return "one-hot (embedding=0, constrained_embedding=False)"
     return f"separate of size {mode} (embedding={mode})"
+
+
+class NoSharedItemsWarning(UserWarning):
+    """The model to warm start knows none of the new data's items: only the GRU weights
+    carry over, which is seldom intended (another catalogue, or other id columns)."""
 
 
 def check_architecture(model: GRU4Rec, params: GRU4RecParams) -> None:
@@ -176,10 +182,17 @@ class WarmStart:
     def prepare(self, data: SessionData, params: GRU4RecParams) -> SessionData:
         """`data` mapped to the grown item map (idempotent), after checking the architecture.
 
+        Warns:
+            NoSharedItemsWarning: no item of the data is known to the model.
+
         Raises:
             ArchitectureError: `params` change layers or the embedding mode.
         """
         check_architecture(self.model, params)
+        if not (self.model.item_map.lookup(data.item_map.ids) >= 0).any():
+            warnings.warn(f"the model to warm start shares no item with the new data ({self.model.n_items:,} "
+                          f"model items, {len(data.item_map):,} in the data): only the GRU weights carry "
+                          "over; check the item ids (or train from scratch)", NoSharedItemsWarning, stacklevel=2)
         return reindex(data, grown_item_map(self.model.item_map, data, self.drop_absent))
 
     def apply(self, model: GRU4Rec) -> None:
