@@ -31,9 +31,10 @@ import os
 import sys
 import time
 import warnings
-import zipfile
 
 from typing import TYPE_CHECKING
+
+from tf_gru4rec.files import model_dir_problem
 
 if TYPE_CHECKING:
     from tf_gru4rec.params import GRU4RecParams
@@ -278,23 +279,6 @@ def add_eval_options(parser: argparse.ArgumentParser) -> None:
                             "as fit 1 GiB of scores, at most 256); lower it for huge catalogues")
     group.add_argument("--json", action="store_true",
                        help="print the results as one JSON object on the last stdout line")
-
-
-#: The model file of a model directory (`training.save_model_dir`).
-MODEL_FILE = "model.keras"
-
-
-def model_dir_problem(path) -> str | None:
-    """Why `path` is no readable model directory (no model.keras, or a damaged one), or
-    None. Here, not in `training`, so that the commands check it before TensorFlow loads."""
-    model_file = os.path.join(os.fspath(path), MODEL_FILE)
-    if not os.path.isfile(model_file):
-        return f"{os.fspath(path)}: not a model directory (no {MODEL_FILE})"
-    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
-    if not zipfile.is_zipfile(model_file):
-        return (f"{model_file}: damaged, not a complete .keras archive "
-                f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
-    return None
 
 
 def check_before_tensorflow(data_files=(), tests=(), model_dirs=(), params=None) -> None:

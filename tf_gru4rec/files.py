@@ -11,6 +11,7 @@ import glob
 import os
 import shutil
 import tempfile
+import zipfile
 
 try:
     import fcntl
@@ -179,3 +180,20 @@ def atomic_directory(path, replace=False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+#: The model file of a model directory (`training.save_model_dir`).
+MODEL_FILE = "model.keras"
+
+
+def model_dir_problem(path) -> str | None:
+    """Why `path` is no readable model directory (no model.keras, or a damaged one), or
+    None. Here, with no TensorFlow, so that the commands check it before TensorFlow loads."""
+    model_file = os.path.join(os.fspath(path), MODEL_FILE)
+    if not os.path.isfile(model_file):
+        return f"{os.fspath(path)}: not a model directory (no {MODEL_FILE})"
+    # Keras reports a file that is not a zip archive (a truncated copy) as "File not found".
+    if not zipfile.is_zipfile(model_file):
+        return (f"{model_file}: damaged, not a complete .keras archive "
+                f"({os.path.getsize(model_file):,} bytes); save or copy the model again")
+    return None

@@ -22,10 +22,9 @@ import tensorflow as tf
 
 from tf_gru4rec import distribute as distribute_module
 from tf_gru4rec import memory
-from tf_gru4rec.cli import MODEL_FILE, model_dir_problem
 from tf_gru4rec.data import SessionData
 from tf_gru4rec.evaluation import EvaluationCallback
-from tf_gru4rec.files import atomic_directory, remove_leftovers
+from tf_gru4rec.files import MODEL_FILE, atomic_directory, model_dir_problem, remove_leftovers
 from tf_gru4rec.params import GRU4RecParams, ParamError, parse_params
 from tf_gru4rec.warm_start import WarmStart
 
