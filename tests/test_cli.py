@@ -648,3 +648,67 @@ def test_train_without_save_or_test_warns_that_the_model_is_discarded(files, tmp
     assert code == 0 and warning in err.splitlines(), err
     code, out, err = run(train_main, [files["train"], "--params", TINY, "-q", "--save", tmp_path / "m"], capsys)
     assert code == 0 and "warning" not in err, err
+
+
+# --- The README's command lines ---------------------------------------------------------------
+
+def readme_commands():
+    """Every `python -m tf_gru4rec.X ...` line of the README's bash blocks, continuation lines
+    joined, comments dropped, `$D` expanded as a reader's shell would (its last `D=` line
+    above): (module, argv)."""
+    import shlex
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    commands, d = [], None
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith("D="):
+                d = line.split()[0][2:]
+            if not line.startswith("python -m tf_gru4rec."):
+                continue
+            if d:
+                line = line.replace("$D", d)
+            words = shlex.split(line, comments=True)
+            commands.append((words[2], words[3:]))
+    return commands
+
+
+README_PARSERS = {
+    "tf_gru4rec.train": "tf_gru4rec.cli:train_parser",
+    "tf_gru4rec.evaluate": "tf_gru4rec.cli:evaluate_parser",
+    "tf_gru4rec.export": "tf_gru4rec.cli:export_parser",
+    "tf_gru4rec.daily": "tf_gru4rec.daily:daily_parser",
+    "tf_gru4rec.tune": "tf_gru4rec.tune:tune_parser",
+    "tf_gru4rec.preprocess": "tf_gru4rec.preprocess:build_parser",
+    "tf_gru4rec.serving.client": "tf_gru4rec.serving.client:build_parser",
+    "tf_gru4rec.serving.local_server": "tf_gru4rec.serving.local_server:build_parser",
+}
+# Inputs the reader brings (the raw dump has a runnable variant beside it in the README).
+README_OWN_FILES = {"yoochoose-clicks.dat"}
+
+
+def test_readme_command_lines_parse_and_read_only_shipped_or_shared_files():
+    """Each README command parses with its module's own parser (no stale option), and every
+    data file it reads is in ../shared/data, written by an earlier README line, or the raw dump."""
+    import importlib
+    commands = readme_commands()
+    assert len(commands) >= 20
+    text = (REPO / "README.md").read_text()
+    for module, argv in commands:
+        if any(word.startswith("[") or word == "..." for word in argv):
+            continue  # a synopsis with optional parts, not a command
+        name, function = README_PARSERS[module].split(":")
+        parser = getattr(importlib.import_module(name), function)()
+        try:
+            parser.parse_args(argv)
+        except (SystemExit, Exception) as e:
+            pytest.fail(f"README: python -m {module} {' '.join(argv)}: {e}")
+        for word in argv:
+            if re.search(r"\.(tsv|csv|dat|parquet|json)$", word) and not word.startswith("-"):
+                if word.startswith("../shared/data/"):
+                    if SHARED_DATA.exists():
+                        assert (REPO / word).exists(), f"README names a missing shared file: {word}"
+                else:
+                    assert word in README_OWN_FILES or f"'{word}'" in text or f"> {word}" in text, (
+                        f"README: python -m {module} reads {word}, which no README line writes")
