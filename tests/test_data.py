@@ -382,6 +382,20 @@ def test_string_ids_are_stored_as_objects_not_as_wide_as_the_longest():
     assert wide.tobytes() == data.item_map.tobytes() != ItemMap(["a", "c", "b" * 250]).tobytes()
 
 
+def test_string_ids_are_saved_without_a_fixed_width_copy(tmp_path):
+    ids = ["a", "é" * 128, "", "c d"]
+    ItemMap(ids).save(tmp_path / "ids.npy")
+    saved = np.load(tmp_path / "ids.npy")
+    assert saved.dtype == np.uint8 and saved.nbytes == len("\0".join(ids).encode())  # 263 bytes, not 4 x 512
+    assert ItemMap.load(tmp_path / "ids.npy") == ItemMap(ids)
+    np.save(tmp_path / "old.npy", np.array(ids))  # as earlier versions saved them: <U128
+    assert ItemMap.load(tmp_path / "old.npy") == ItemMap(ids)
+    ItemMap([5, 7]).save(tmp_path / "ints.npy")
+    assert np.load(tmp_path / "ints.npy").dtype == np.int64 and ItemMap.load(tmp_path / "ints.npy") == ItemMap([5, 7])
+    with pytest.raises(DataError, match="NUL"):  # the separator of the saved form
+        ItemMap(["a", "b\0c"])
+
+
 def test_a_long_read_reports_its_progress(tmp_path, monkeypatch):
     from tf_gru4rec import data
 

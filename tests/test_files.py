@@ -49,6 +49,15 @@ def complete_generation(path):
     return int(contents.pop().split()[0])
 
 
+def released(folders, timeout=5.0):
+    """Waits until no process holds a lock on `folders`: the kernel drops a killed process's
+    locks asynchronously, a few milliseconds after it is reaped (meanwhile its leftovers are
+    kept, as a running writer's)."""
+    deadline = time.monotonic() + timeout
+    while any(map(files._locked, map(str, folders))) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_replacement_is_atomic_under_kill_9(tmp_path):
     """A reader polling the folder, and a kill -9 at random moments, only ever see a
     complete old or new folder; the next write removes what the killed one left."""
@@ -67,6 +76,7 @@ def test_replacement_is_atomic_under_kill_9(tmp_path):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         assert complete_generation(path) is not None  # the folder itself is always complete
+    released(tmp_path.glob(".model.tmp-*"))
     with atomic_directory(path, replace=True) as tmp:
         open(os.path.join(tmp, "a"), "w").close()
     remove_leftovers(path)
@@ -160,6 +170,7 @@ def test_a_writer_that_holds_its_lock_is_running_whatever_its_pid(tmp_path):
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=10)
+    released([new, old])
     assert remove_leftovers(path)[0] == f"restored {path} from {new}"
     assert os.listdir(tmp_path) == ["m"] and (path / "a").read_text() == "new"
 

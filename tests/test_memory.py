@@ -1,5 +1,7 @@
 """Tests of tf_gru4rec.memory: the estimate's parts, and the one-line refusal."""
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from tf_gru4rec import memory
@@ -58,6 +60,41 @@ def test_under_a_cgroup_the_limit_less_its_use_is_available(tmp_path, cgroup):
     write(tmp_path, {"memory.max": "max", "memory/memory.limit_in_bytes": str(2**63 - 4096)})
     assert available_bytes(meminfo, root) == 20 * GIB  # no limit (v1: a huge one): MemAvailable
     assert available_bytes(str(tmp_path / "absent"), str(tmp_path / "absent")) is None
+
+
+@pytest.fixture
+def clicks(tmp_path):
+    """20,000 clicks on 20,000 items (a catalogue as large as the data), as a TSV file."""
+    path = tmp_path / "clicks.tsv"
+    n = 20_000
+    pd.DataFrame({"SessionId": np.arange(n) // 4, "ItemId": np.arange(n), "Time": np.arange(n, dtype=float)}).to_csv(
+        path, sep="\t", index=False)
+    return str(path)
+
+
+def test_train_checks_the_parameters_before_reading_and_the_catalogue_before_building(clicks, monkeypatch, capsys):
+    from tf_gru4rec import data
+    from tf_gru4rec.cli import train_main
+
+    def not_now(*args, **kwargs):
+        raise AssertionError("called before the memory check")
+
+    monkeypatch.setattr(data.SessionData, "from_frame", not_now)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(1.2 * GIB))
+    # The parameters alone (a 2^33-id negative cache, ~136 GiB) cannot fit: refused before reading.
+    monkeypatch.setattr(data, "read_sessions", not_now)
+    assert train_main([clicks, "--params", "n_sample=2048,sample_cache_size=8589934592"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the largest part is the negative cache" in err, err
+    # 20,000 items x 4,001 columns x 3 (tables, accumulator, velocity) ~ 0.9 GiB: refused once
+    # the file is read, before the sessions are built.
+    monkeypatch.undo()
+    monkeypatch.setattr(data.SessionData, "from_frame", not_now)
+    monkeypatch.setattr(memory, "available_bytes", lambda: int(1.2 * GIB))
+    monkeypatch.setattr(memory, "device_available_bytes", lambda: None)
+    assert train_main([clicks, "--params", "layers=4000,momentum=0.5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "the largest part is the optimizer slots" in err.splitlines()[-1], err
 
 
 def test_the_data_structures_are_counted():

@@ -242,6 +242,8 @@ class ItemMap:
         self._index = pd.Index(ids, dtype=ids.dtype, copy=False)
         if not self._index.is_unique:
             raise DataError("item ids of an ItemMap must be unique")
+        if ids.dtype == object and self._index.str.contains("\0", regex=False).any():
+            raise DataError("an item id contains a NUL character (\\0): not an id of a text file")
         self.ids = ids
 
     @classmethod
@@ -263,8 +265,22 @@ class ItemMap:
 
     def tobytes(self) -> bytes:
         """The ids as bytes, equal for equal maps (for fingerprints: an object array's own
-        bytes are pointers)."""
+        bytes are pointers): int64 values, or the UTF-8 string ids joined by NUL."""
         return self.ids.tobytes() if self.is_integer else "\0".join(self.ids).encode("utf-8")
+
+    def save(self, path) -> None:
+        """Writes the ids to `path` (.npy, no pickle): int64 ids as they are, string ids as
+        `tobytes()` in a uint8 array (no fixed-width `<U{longest}` copy, see `string_ids`)."""
+        ids = self.ids if self.is_integer else np.frombuffer(self.tobytes(), np.uint8)
+        np.save(path, ids, allow_pickle=False)
+
+    @classmethod
+    def load(cls, path) -> "ItemMap":
+        """The map `save` wrote (also a fixed-width string array, as older versions saved)."""
+        ids = np.load(path, allow_pickle=False)
+        if ids.dtype == np.uint8:
+            ids = np.array(ids.tobytes().decode("utf-8").split("\0"), dtype=object)
+        return cls(ids)
 
     def lookup(self, ids) -> np.ndarray:
         """Original ids -> indices (int64); unknown ids map to -1."""

@@ -49,7 +49,8 @@ def _alive(pid: int) -> bool:
 def _writer_lock(folder: str):
     """Holds a shared lock on `folder` for the block. The lock is on the folder itself, so
     it follows it through renames, and the kernel drops it when the writer dies (kill -9
-    included). Unlike the pid in a temporary name, it is seen from other pid namespaces
+    included; a few milliseconds after the process is reaped, until when its folders are
+    kept). Unlike the pid in a temporary name, it is seen from other pid namespaces
     (containers sharing the volume). Where the file system has no flock, nothing is held."""
     if fcntl is None:
         yield

@@ -558,9 +558,7 @@ class GRU4Rec(keras.Model):
 
     def save_assets(self, dir_path):
         """The item map travels with the model (`model.save('x.keras')`)."""
-        ids = self.item_map.ids  # strings: as fixed-width <U only in this file (no pickle)
-        np.save(os.path.join(dir_path, "item_ids.npy"), ids if self.item_map.is_integer else ids.astype(str),
-                allow_pickle=False)
+        self.item_map.save(os.path.join(dir_path, "item_ids.npy"))
 
     def load_assets(self, dir_path):
-        self.item_map = ItemMap(np.load(os.path.join(dir_path, "item_ids.npy"), allow_pickle=False))
+        self.item_map = ItemMap.load(os.path.join(dir_path, "item_ids.npy"))
