@@ -179,6 +179,17 @@ def test_a_day_without_data_is_reported_and_the_run_goes_on(gap_day, fake_traini
     assert "| 2014-04-04 | not evaluated: the window 2014-04-03 to 2014-04-03: no rows; " in err
 
 
+def test_a_run_that_evaluates_no_day_fails_after_its_table(gap_day, fake_training, capsys):
+    _, path = gap_day
+    status = main([str(path), "--window-days", "1", "--days", "2", "--last-day", "2014-04-04",
+                   "--params", TINY])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "| 2014-04-03 | not evaluated: " in out and "| 2014-04-04 | not evaluated: " in out
+    assert err.splitlines()[-1] == ("tf_gru4rec.daily: error: no day could be evaluated (2 day(s) without "
+                                    "usable sessions; see the table): check --days, --window-days and --last-day")
+
+
 def test_the_warm_chain_goes_on_through_days_not_evaluated(gap_day, fake_training):
     from tf_gru4rec.daily import run_daily
     from tf_gru4rec.data import SessionData

@@ -40,6 +40,7 @@ import pandas as pd
 from tf_gru4rec.cli import (
     TIE_MODES,
     ArgumentParser,
+    CommandError,
     UsageError,
     add_data_options,
     add_output_options,
@@ -262,6 +263,9 @@ def _daily_command(argv):
         print(strict_json({"days": rows, "mean": mean_row(rows, modes)}), flush=True)
     else:
         print(text, flush=True)
+    if all("not_evaluated" in r for r in rows):
+        raise CommandError(f"no day could be evaluated ({len(rows)} day(s) without usable sessions; "
+                           "see the table): check --days, --window-days and --last-day")
 
 
 def main(argv=None) -> int:
