@@ -199,6 +199,27 @@ def test_unknown_items_keep_the_state_and_are_flagged(served, model):
     np.testing.assert_array_equal(out["item_ids"][1], out["item_ids"][0])
 
 
+def run_in_threads(work, n_threads):
+    """Runs work(0) ... work(n_threads - 1) at once, each on its own thread, and fails with
+    the first error a thread met (bounded: 120 s a thread)."""
+    errors = []
+
+    def guarded(i):
+        try:
+            work(i)
+        except Exception as e:  # noqa: BLE001 (reported by the main thread)
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not any(th.is_alive() for th in threads), "a thread did not finish within 120 s"
+    if errors:
+        raise errors[0]
+
+
 def table_sizes(loaded):
     """Entries of every hash table the loaded export's session store holds."""
     tables = [t for t in vars(loaded.sessions).values() if hasattr(t, "resource_handle")]
@@ -213,35 +234,27 @@ def test_concurrent_requests_keep_the_bound_and_each_session_its_own_state(small
     seen clicks."""
     capacity, n_threads, per_thread, n_requests = 4, 8, 4, 60
     served = tf.saved_model.load(small_export)
-    rows, errors, barrier = [], [], threading.Barrier(n_threads)
+    rows, barrier = [], threading.Barrier(n_threads)
 
     def work(thread):
         mine = [thread * per_thread + i for i in range(per_thread)]
         prefix = {s: [] for s in mine}
-        try:
-            barrier.wait()
-            for r in range(n_requests):
-                clicks = [sessions[s][r % len(sessions[s])] for s in mine]
-                out = served.signatures["stateful_rules"](
-                    session_id=tf.constant([f"c{s}" for s in mine]), item_id=tf.constant(clicks, tf.int64),
-                    exclude_seen=tf.ones([per_thread], tf.bool), candidate_ids=tf.zeros([per_thread, 0], tf.int64),
-                    restrict=tf.zeros([per_thread], tf.bool))
-                out = {k: v.numpy() for k, v in out.items()}
-                for i, (s, click) in enumerate(zip(mine, clicks)):
-                    prefix[s] = [click] if out["new_session"][i] else prefix[s] + [click]
-                    rows.append((prefix[s], out["item_ids"][i], out["scores"][i]))
-                if r % 7 == 6:  # an ended session restarts clean: no state, no seen clicks
-                    end(served, [f"c{mine[r % per_thread]}"])
-                    prefix[mine[r % per_thread]] = []
-        except Exception as e:  # noqa: BLE001 (reported by the main thread)
-            errors.append(e)
+        barrier.wait()
+        for r in range(n_requests):
+            clicks = [sessions[s][r % len(sessions[s])] for s in mine]
+            out = served.signatures["stateful_rules"](
+                session_id=tf.constant([f"c{s}" for s in mine]), item_id=tf.constant(clicks, tf.int64),
+                exclude_seen=tf.ones([per_thread], tf.bool), candidate_ids=tf.zeros([per_thread, 0], tf.int64),
+                restrict=tf.zeros([per_thread], tf.bool))
+            out = {k: v.numpy() for k, v in out.items()}
+            for i, (s, click) in enumerate(zip(mine, clicks)):
+                prefix[s] = [click] if out["new_session"][i] else prefix[s] + [click]
+                rows.append((prefix[s], out["item_ids"][i], out["scores"][i]))
+            if r % 7 == 6:  # an ended session restarts clean: no state, no seen clicks
+                end(served, [f"c{mine[r % per_thread]}"])
+                prefix[mine[r % per_thread]] = []
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
-    assert errors == []
+    run_in_threads(work, n_threads)
     assert len(rows) == n_threads * per_thread * n_requests
     sizes = table_sizes(served)
     assert max(sizes) <= capacity and len(set(sizes)) == 1, sizes
@@ -303,27 +316,19 @@ def test_bad_requests_fail_with_a_clear_invalid_argument(limited_export, signatu
 # ----- gRPC: local server and client -------------------------------------------------------------
 def test_concurrent_clients_lose_and_mix_nothing(server, model, sessions):
     n_threads, per_thread = 4, 8
-    results, errors = {}, []
+    results = {}
     barrier = threading.Barrier(n_threads)
 
     def work(thread):
-        try:
-            mine = range(thread * per_thread, (thread + 1) * per_thread)
-            with GRU4RecClient(server, model_name="gru4rec") as client:
-                barrier.wait()
-                for t in range(max(len(sessions[s]) for s in mine)):
-                    for s in mine:
-                        if t < len(sessions[s]):
-                            results[s, t] = client.next_items(f"thread-{s}", sessions[s][t])
-        except Exception as e:  # noqa: BLE001 (reported by the main thread)
-            errors.append(e)
+        mine = range(thread * per_thread, (thread + 1) * per_thread)
+        with GRU4RecClient(server, model_name="gru4rec") as client:
+            barrier.wait()
+            for t in range(max(len(sessions[s]) for s in mine)):
+                for s in mine:
+                    if t < len(sessions[s]):
+                        results[s, t] = client.next_items(f"thread-{s}", sessions[s][t])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout=120)
-    assert errors == []
+    run_in_threads(work, n_threads)
     keys = sorted(results)
     assert len(keys) == sum(len(sessions[s]) for s in range(n_threads * per_thread))
     assert_recommends(model, [sessions[s][: t + 1] for s, t in keys],
