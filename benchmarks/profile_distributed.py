@@ -1,0 +1,388 @@
+"""Where a synchronised training step's time goes (issue 20, item 1): timings, a profiler
+trace summary and controlled micro-benchmarks; see docs/distributed-profile.md.
+
+    python benchmarks/profile_distributed.py time SETTING [--events 20000] [--data DIR]
+    python benchmarks/profile_distributed.py profile SETTING [--steps 30] [--logdir DIR]
+    python benchmarks/profile_distributed.py micro REPLICAS
+    python benchmarks/profile_distributed.py workers [--profile]   # 2 workers on 127.0.0.1
+    python benchmarks/profile_distributed.py input SETTING    # the input pipeline alone
+
+SETTING: plain (one device, 100 steps per XLA call), mirrored1 (MirroredStrategy, one
+replica, batch 32), mirrored2 (two logical CPU devices, batch 16 each). `time` trains two
+epochs of the first `--events` clicks with the RSC15 parameters (global batch 32) and
+reports the second epoch's ms per step (and, under a strategy, the median of the per-call
+times). `profile` traces `--steps` calls of the second epoch with tf.profiler and prints
+the host trace's time per step by op type and by name scope (read from the .xplane.pb
+with the protobuf classes TensorFlow ships; no TensorBoard plugin needed). `micro` times,
+in a fresh process with REPLICAS logical CPU devices, the pieces of a step in isolation:
+an empty `strategy.run`, a `merge_call`, the all-reduce of the GRU's dense gradients
+(one per variable and packed), the gather of the item tables' row-sparse gradients, and
+the same gradients densified.
+
+Every figure is a median of repeats; run each command twice (the machine is noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from distributed import DEFAULT_DATA, RSC15, subset  # noqa: E402
+
+SETTINGS = {"plain": (None, None, 32), "mirrored1": ("mirrored", 1, 32),
+            "mirrored2": ("mirrored", 2, 16), "worker": ("multi-worker", None, 16)}
+
+
+def _setup(setting, data_dir, events):
+    import tensorflow as tf  # noqa: F401
+
+    from tf_gru4rec import distribute as dist
+    distribute, replicas, batch = SETTINGS[setting]
+    strategy = dist.make_strategy(distribute, replicas) if distribute else None
+    from tf_gru4rec.data import SessionData, read_sessions
+    tmp = tempfile.mkdtemp()
+    path = subset(Path(data_dir) / "train_full.tsv", events, Path(tmp) / "train.tsv")
+    data = SessionData.from_frame(read_sessions(path))
+    params = f"{RSC15},batch_size={batch},n_epochs=2"
+    return strategy, data, params
+
+
+class Timer:
+    """Keras callback: per-call times of the last epoch, optional profiling of some calls."""
+
+    def __new__(cls, *args, **kwargs):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def __init__(self, profile_steps=0, logdir=None, skip=20):
+                super().__init__()
+                self.profile_steps, self.logdir, self.skip = profile_steps, logdir, skip
+                self.calls, self.epoch_seconds, self.epoch = [], None, -1
+                self.profiling = False
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch, self.calls, self.t_epoch = epoch, [], time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.epoch_seconds = time.perf_counter() - self.t_epoch
+
+            def on_train_batch_begin(self, batch, logs=None):
+                import tensorflow as tf
+                if self.epoch == 1 and self.profile_steps and batch == self.skip:
+                    tf.profiler.experimental.start(self.logdir)
+                    self.profiling = True
+                self.t = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                import tensorflow as tf
+                self.calls.append(time.perf_counter() - self.t)
+                if self.profiling and batch == self.skip + self.profile_steps - 1:
+                    tf.profiler.experimental.stop()
+                    self.profiling = False
+
+        return _Timer(*args, **kwargs)
+
+
+def time_setting(setting, data_dir, events, profile_steps=0, logdir=None):
+    strategy, data, params = _setup(setting, data_dir, events)
+    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.training import train
+    p = parse_params(params)
+    skip = 20 if strategy else 1
+    timer = Timer(profile_steps, logdir, skip=skip)
+    train(data, params, callbacks=[timer], verbose=0, distribute=strategy)
+    if strategy:
+        steps = len(timer.calls)
+    else:
+        steps = p.build_batcher(data).n_steps
+    out = {"setting": setting, "steps_per_epoch": steps, "calls": len(timer.calls),
+           "epoch2_s": timer.epoch_seconds, "ms_per_step": 1e3 * timer.epoch_seconds / steps,
+           "median_call_ms": 1e3 * statistics.median(timer.calls),
+           "steps_per_call": steps / len(timer.calls)}
+    out["median_ms_per_step"] = out["median_call_ms"] / out["steps_per_call"]
+    return out
+
+
+def input_only(setting, data_dir, events):
+    """Seconds per element of the training input alone: iterating the dataset `train`
+    builds for `setting` (one element per step under a strategy, per 100 steps on one
+    device), with nothing consuming it; each replica's element fetched to the host."""
+    strategy, data, params = _setup(setting, data_dir, events)
+    from tf_gru4rec import distribute as dist
+    from tf_gru4rec.params import parse_params
+    p = parse_params(params)
+    out = {"setting": setting}
+    for attempt in range(2):
+        if strategy:
+            batchers = dist.replica_batchers(data, strategy, p.batch_size, n_sample=p.n_sample,
+                                             sample_alpha=p.sample_alpha, seed=p.seed)
+            ds = dist.distributed_dataset(strategy, batchers)
+        else:
+            ds = p.build_batcher(data).dataset()
+        t, n = time.perf_counter(), 0
+        for element in ds:
+            n += 1
+        out[f"run{attempt}"] = {"elements": n, "ms_per_element": 1e3 * (time.perf_counter() - t) / n}
+    return out
+
+
+# ----- reading the profiler's trace ------------------------------------------------------------
+def summarise_trace(logdir, calls, top=25):
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    files = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
+    if not files:
+        return {"error": f"no .xplane.pb under {logdir}"}
+    result = {}
+    for f in files:
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(f).read_bytes())
+        for plane in space.planes:
+            if not plane.name.startswith("/host:CPU"):
+                continue
+            names = {k: m.name for k, m in plane.event_metadata.items()}
+            by_name = collections.Counter()
+            count = collections.Counter()
+            per_line = collections.Counter()
+            for line in plane.lines:
+                for ev in line.events:
+                    name = names.get(ev.metadata_id, "?")
+                    by_name[name] += ev.duration_ps
+                    count[name] += 1
+                    per_line[line.name] += ev.duration_ps
+            result[f"{Path(f).name}:{plane.name}"] = {
+                "top_events_ms_per_call": [
+                    (n, round(d / 1e9 / calls, 3), round(count[n] / calls, 1))
+                    for n, d in by_name.most_common(top)],
+                "lines": {k: round(v / 1e9 / calls, 3) for k, v in per_line.most_common(12)},
+            }
+    return result
+
+
+def op_types(logdir, calls, top=30):
+    """TF op events (`name:type`) of the host plane: ms per call by type and by scope."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    by_type, by_scope, n_type = collections.Counter(), collections.Counter(), collections.Counter()
+    by_category, n_category = collections.Counter(), collections.Counter()
+    busy = collections.Counter()
+    for f in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(Path(f).read_bytes())
+        for plane in space.planes:
+            if not plane.name.startswith("/host:CPU"):
+                continue
+            names = {k: m.name for k, m in plane.event_metadata.items()}
+            for line in plane.lines:
+                end = 0  # busy time of the line: the union of its events' intervals
+                for ev in sorted(line.events, key=lambda e: e.offset_ps):
+                    start, stop = ev.offset_ps, ev.offset_ps + ev.duration_ps
+                    if stop > end:
+                        busy[line.name.split("/")[0]] += stop - max(start, end)
+                        end = stop
+                for ev in line.events:
+                    name = names.get(ev.metadata_id, "?")
+                    if ":" not in name or name.startswith(("Tf", "Executor")):
+                        continue
+                    scope, _, kind = name.rpartition(":")
+                    by_type[kind] += ev.duration_ps
+                    n_type[kind] += 1
+                    parts = scope.split("/")
+                    by_scope["/".join(parts[:3])] += ev.duration_ps
+                    if scope.startswith("StatefulPartitionedCall"):  # an op of the step's graph
+                        by_category[_category(scope, kind)] += ev.duration_ps
+                        n_category[_category(scope, kind)] += 1
+    return {"by_type": [(k, round(v / 1e9 / calls, 3), round(n_type[k] / calls, 1))
+                        for k, v in by_type.most_common(top)],
+            "by_scope": [(k, round(v / 1e9 / calls, 3)) for k, v in by_scope.most_common(top)],
+            "graph_ops_by_category": [(k, round(v / 1e9 / calls, 3), round(n_category[k] / calls, 1))
+                                      for k, v in by_category.most_common()],
+            "busy_ms_per_call_by_thread_kind": {k: round(v / 1e9 / calls, 3) for k, v in busy.most_common()}}
+
+
+def _category(scope, kind):
+    if kind.startswith("Collective"):
+        return f"exchange: {kind}"
+    if "/adagradm/" in scope or scope.endswith("/adagradm"):
+        return "optimizer: update (sort/segment-sum/scatter) and its glue"
+    if "gradient_tape" in scope:
+        return "local compute: backward"
+    if kind in ("ReadVariableOp", "AssignVariableOp", "Identity", "NoOp", "Const"):
+        return "variable reads/assigns, identities"
+    return "local compute: forward, loss, metrics, other"
+
+
+# ----- micro-benchmarks -------------------------------------------------------------------------
+def micro(replicas, repeats=200):
+    import tensorflow as tf
+
+    from tf_gru4rec import distribute as dist
+    strategy = dist.make_strategy("mirrored", replicas)
+    # A replica's item-table rows per step: its inputs and targets plus the shared negatives.
+    units, rows, n_items = 100, 2 * (32 // replicas) + 2048, 37_000
+    dense_shapes = [(units, 3 * units), (units, 3 * units), (3 * units,)]  # the GRU's dense weights: 241,200 bytes
+    with strategy.scope():
+        dense_vars = [tf.Variable(tf.zeros(s)) for s in dense_shapes]
+        table = tf.Variable(tf.zeros([n_items, units]))
+        bias = tf.Variable(tf.zeros([n_items, 1]))
+
+    def timed(fn, *args):
+        fn(*args)
+        fn(*args)  # traced, warm
+        ts = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            r = fn(*args)
+            tf.nest.map_structure(lambda x: x.numpy() if hasattr(x, "numpy") else x,
+                                  strategy.experimental_local_results(r) if r is not None else 0)
+            ts.append(time.perf_counter() - t)
+        return round(1e3 * statistics.median(ts), 3), round(1e3 * min(ts), 3)
+
+    idx = tf.constant((list(range(0, 2 * rows, 2)))[:rows], tf.int32)
+
+    @tf.function
+    def empty():
+        return strategy.run(lambda: tf.constant(1.0))
+
+    @tf.function
+    def merge():
+        def fn():
+            return tf.distribute.get_replica_context().merge_call(lambda s: tf.constant(1.0))
+        return strategy.run(fn)
+
+    def grads():
+        g = [tf.ones(s) for s in dense_shapes]
+        sl = tf.IndexedSlices(tf.ones([rows, units]), idx, tf.constant([n_items, units]))
+        sb = tf.IndexedSlices(tf.ones([rows, 1]), idx, tf.constant([n_items, 1]))
+        return g, sl, sb
+
+    @tf.function
+    def local_only():
+        def fn():
+            g, sl, sb = grads()
+            return tf.add_n([tf.reduce_sum(x) for x in g]) + tf.reduce_sum(sl.values)
+        return strategy.run(fn)
+
+    @tf.function
+    def dense_each():
+        def fn():
+            g, _, _ = grads()
+            out = [tf.distribute.get_replica_context().all_reduce("sum", x) for x in g]
+            return tf.add_n([tf.reduce_sum(x) for x in out])
+        return strategy.run(fn)
+
+    @tf.function
+    def dense_packed():
+        def fn():
+            g, _, _ = grads()
+            out = tf.distribute.get_replica_context().all_reduce("sum", g)
+            return tf.add_n([tf.reduce_sum(x) for x in out])
+        return strategy.run(fn)
+
+    @tf.function
+    def sparse_gather():
+        def fn():
+            _, sl, sb = grads()
+            out = tf.distribute.get_replica_context().all_reduce("sum", [sl, sb])
+            return tf.reduce_sum(out[0].values) + tf.reduce_sum(out[1].values)
+        return strategy.run(fn)
+
+    @tf.function
+    def sparse_densified():
+        def fn():
+            _, sl, sb = grads()
+            out = tf.distribute.get_replica_context().all_reduce(
+                "sum", [tf.convert_to_tensor(sl), tf.convert_to_tensor(sb)])
+            return tf.reduce_sum(out[0]) + tf.reduce_sum(out[1])
+        return strategy.run(fn)
+
+    @tf.function
+    def all_in_one_step():  # what a step's exchange is: dense sum + row gathers, one call
+        def fn():
+            g, sl, sb = grads()
+            out = tf.distribute.get_replica_context().all_reduce("sum", [*g, sl, sb])
+            return tf.add_n([tf.reduce_sum(x) for x in out[:3]]) + tf.reduce_sum(out[3].values)
+        return strategy.run(fn)
+
+    @tf.function
+    def optimizer_like():  # one merge_call per step around an apply of the summed gradients
+        def fn():
+            g, sl, sb = grads()
+
+            def merged(s, g, sl, sb):
+                reduced = s.extended.batch_reduce_to(
+                    tf.distribute.ReduceOp.SUM, [(x, v) for x, v in zip([*g, sl, sb],
+                                                                           [*dense_vars, table, bias])])
+                for v, r in zip(dense_vars, reduced[:3]):
+                    s.extended.update(v, lambda var, x: var.assign_add(x), args=(r,))
+                return tf.constant(1.0)
+            return tf.distribute.get_replica_context().merge_call(merged, args=(g, sl, sb))
+        return strategy.run(fn)
+
+    out = {"replicas": replicas, "rows_per_replica": rows,
+           "dense_bytes": sum(4 * int(tf.reduce_prod(s)) for s in dense_shapes),
+           "sparse_bytes": rows * (units + 1) * 4 + 2 * rows * 4}
+    for name, fn in [("empty strategy.run", empty), ("merge_call", merge),
+                     ("local gradients only", local_only), ("dense all_reduce per variable", dense_each),
+                     ("dense all_reduce packed", dense_packed), ("row-sparse gather (IndexedSlices)", sparse_gather),
+                     ("row-sparse densified then all_reduce", sparse_densified),
+                     ("dense + sparse in one all_reduce", all_in_one_step),
+                     ("merge_call + batch_reduce_to + dense update", optimizer_like)]:
+        out[name] = [timed(fn), timed(fn)]
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("time", "profile", "micro", "workers", "input"))
+    parser.add_argument("setting", nargs="?", default="mirrored2")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--logdir", default=None)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    if args.what == "micro":
+        print(json.dumps(micro(int(args.setting)), indent=1))
+        return 0
+    if args.what == "workers":
+        from tf_gru4rec.distribute import local_cluster
+        extra = ["--steps", str(args.steps)] if args.profile else []
+        what = "profile" if args.profile else "time"
+        # Only worker 0 traces (with both tracing, worker 1 died without a message here).
+        procs = [subprocess.Popen([sys.executable, __file__, what if i == 0 else "time", "worker",
+                                   "--events", str(args.events), "--data", str(args.data),
+                                   *(extra if i == 0 else [])],
+                                  env={**os.environ, "TF_CONFIG": c}, stdout=subprocess.PIPE, text=True)
+                 for i, c in enumerate(local_cluster(2))]
+        for i, p in enumerate(procs):
+            out, _ = p.communicate()
+            print(f"worker {i}:", out.strip().splitlines()[-1] if out.strip() else "(nothing)")
+        return 0
+    if args.what == "input":
+        print(json.dumps(input_only(args.setting, args.data, args.events)))
+        return 0
+    if args.what == "time":
+        print(json.dumps(time_setting(args.setting, args.data, args.events)))
+        return 0
+    logdir = args.logdir or tempfile.mkdtemp(prefix=f"prof-{args.setting}-")
+    steps = args.steps if args.setting != "plain" else 2
+    result = time_setting(args.setting, args.data, args.events, steps, logdir)
+    summary = {"timing": result, "logdir": logdir, "profiled_calls": steps,
+               "ops": op_types(logdir, steps), "trace": summarise_trace(logdir, steps)}
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
