@@ -3,7 +3,7 @@ trace summary and controlled micro-benchmarks; see docs/distributed-profile.md.
 
     python benchmarks/profile_distributed.py time SETTING [--events 20000] [--data DIR]
     python benchmarks/profile_distributed.py profile SETTING [--steps 30] [--logdir DIR]
-    python benchmarks/profile_distributed.py micro REPLICAS
+    python benchmarks/profile_distributed.py micro REPLICAS [--items 37000]
     python benchmarks/profile_distributed.py workers [--profile]   # 2 workers on 127.0.0.1
     python benchmarks/profile_distributed.py input SETTING    # the input pipeline alone
 
@@ -223,13 +223,13 @@ def _category(scope, kind):
 
 
 # ----- micro-benchmarks -------------------------------------------------------------------------
-def micro(replicas, repeats=200):
+def micro(replicas, n_items=37_000, repeats=200):
     import tensorflow as tf
 
     from tf_gru4rec import distribute as dist
     strategy = dist.make_strategy("mirrored", replicas)
     # A replica's item-table rows per step: its inputs and targets plus the shared negatives.
-    units, rows, n_items = 100, 2 * (32 // replicas) + 2048, 37_000
+    units, rows = 100, 2 * (32 // replicas) + 2048
     dense_shapes = [(units, 3 * units), (units, 3 * units), (3 * units,)]  # the GRU's dense weights: 241,200 bytes
     with strategy.scope():
         dense_vars = [tf.Variable(tf.zeros(s)) for s in dense_shapes]
@@ -248,7 +248,7 @@ def micro(replicas, repeats=200):
             ts.append(time.perf_counter() - t)
         return round(1e3 * statistics.median(ts), 3), round(1e3 * min(ts), 3)
 
-    idx = tf.constant((list(range(0, 2 * rows, 2)))[:rows], tf.int32)
+    idx = tf.constant([2 * i % n_items for i in range(rows)], tf.int32)  # in range, spread out
 
     @tf.function
     def empty():
@@ -329,7 +329,7 @@ def micro(replicas, repeats=200):
             return tf.distribute.get_replica_context().merge_call(merged, args=(g, sl, sb))
         return strategy.run(fn)
 
-    out = {"replicas": replicas, "rows_per_replica": rows,
+    out = {"replicas": replicas, "rows_per_replica": rows, "items": n_items,
            "dense_bytes": sum(4 * int(tf.reduce_prod(s)) for s in dense_shapes),
            "sparse_bytes": rows * (units + 1) * 4 + 2 * rows * 4}
     for name, fn in [("empty strategy.run", empty), ("merge_call", merge),
@@ -351,9 +351,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--logdir", default=None)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--items", type=int, default=37_000, help="micro: item-table rows")
     args = parser.parse_args(argv)
     if args.what == "micro":
-        print(json.dumps(micro(int(args.setting)), indent=1))
+        print(json.dumps(micro(int(args.setting), args.items), indent=1))
         return 0
     if args.what == "workers":
         from tf_gru4rec.distribute import local_cluster
