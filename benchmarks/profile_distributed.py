@@ -250,95 +250,46 @@ def micro(replicas, n_items=37_000, repeats=200):
 
     idx = tf.constant([2 * i % n_items for i in range(rows)], tf.int32)  # in range, spread out
 
-    @tf.function
-    def empty():
-        return strategy.run(lambda: tf.constant(1.0))
+    def grads():  # a step's gradients: the 3 dense GRU ones, then Wy's and By's row slices
+        return [*(tf.ones(s) for s in dense_shapes),
+                tf.IndexedSlices(tf.ones([rows, units]), idx, tf.constant([n_items, units])),
+                tf.IndexedSlices(tf.ones([rows, 1]), idx, tf.constant([n_items, 1]))]
 
-    @tf.function
-    def merge():
-        def fn():
-            return tf.distribute.get_replica_context().merge_call(lambda s: tf.constant(1.0))
-        return strategy.run(fn)
+    def all_reduce(values):
+        return tf.distribute.get_replica_context().all_reduce("sum", values)
 
-    def grads():
-        g = [tf.ones(s) for s in dense_shapes]
-        sl = tf.IndexedSlices(tf.ones([rows, units]), idx, tf.constant([n_items, units]))
-        sb = tf.IndexedSlices(tf.ones([rows, 1]), idx, tf.constant([n_items, 1]))
-        return g, sl, sb
+    def total(values):  # one scalar of tensors and IndexedSlices, so the results are fetched
+        return tf.add_n([tf.reduce_sum(getattr(x, "values", x)) for x in values])
 
-    @tf.function
-    def local_only():
-        def fn():
-            g, sl, sb = grads()
-            return tf.add_n([tf.reduce_sum(x) for x in g]) + tf.reduce_sum(sl.values)
-        return strategy.run(fn)
+    def merged(s, *g):  # what an optimizer's merge_call does: reduce all, update the dense
+        reduced = s.extended.batch_reduce_to(
+            tf.distribute.ReduceOp.SUM, list(zip(g, [*dense_vars, table, bias])))
+        for v, r in zip(dense_vars, reduced[:3]):
+            s.extended.update(v, lambda var, x: var.assign_add(x), args=(r,))
+        return tf.constant(1.0)
 
-    @tf.function
-    def dense_each():
-        def fn():
-            g, _, _ = grads()
-            out = [tf.distribute.get_replica_context().all_reduce("sum", x) for x in g]
-            return tf.add_n([tf.reduce_sum(x) for x in out])
-        return strategy.run(fn)
-
-    @tf.function
-    def dense_packed():
-        def fn():
-            g, _, _ = grads()
-            out = tf.distribute.get_replica_context().all_reduce("sum", g)
-            return tf.add_n([tf.reduce_sum(x) for x in out])
-        return strategy.run(fn)
-
-    @tf.function
-    def sparse_gather():
-        def fn():
-            _, sl, sb = grads()
-            out = tf.distribute.get_replica_context().all_reduce("sum", [sl, sb])
-            return tf.reduce_sum(out[0].values) + tf.reduce_sum(out[1].values)
-        return strategy.run(fn)
-
-    @tf.function
-    def sparse_densified():
-        def fn():
-            _, sl, sb = grads()
-            out = tf.distribute.get_replica_context().all_reduce(
-                "sum", [tf.convert_to_tensor(sl), tf.convert_to_tensor(sb)])
-            return tf.reduce_sum(out[0]) + tf.reduce_sum(out[1])
-        return strategy.run(fn)
-
-    @tf.function
-    def all_in_one_step():  # what a step's exchange is: dense sum + row gathers, one call
-        def fn():
-            g, sl, sb = grads()
-            out = tf.distribute.get_replica_context().all_reduce("sum", [*g, sl, sb])
-            return tf.add_n([tf.reduce_sum(x) for x in out[:3]]) + tf.reduce_sum(out[3].values)
-        return strategy.run(fn)
-
-    @tf.function
-    def optimizer_like():  # one merge_call per step around an apply of the summed gradients
-        def fn():
-            g, sl, sb = grads()
-
-            def merged(s, g, sl, sb):
-                reduced = s.extended.batch_reduce_to(
-                    tf.distribute.ReduceOp.SUM, [(x, v) for x, v in zip([*g, sl, sb],
-                                                                           [*dense_vars, table, bias])])
-                for v, r in zip(dense_vars, reduced[:3]):
-                    s.extended.update(v, lambda var, x: var.assign_add(x), args=(r,))
-                return tf.constant(1.0)
-            return tf.distribute.get_replica_context().merge_call(merged, args=(g, sl, sb))
-        return strategy.run(fn)
+    # Each piece runs on every replica, one `tf.function` call per timing.
+    pieces = {
+        "empty strategy.run": lambda: tf.constant(1.0),
+        "merge_call": lambda: tf.distribute.get_replica_context().merge_call(lambda s: tf.constant(1.0)),
+        "local gradients only": lambda: total(grads()[:4]),
+        "dense all_reduce per variable": lambda: total([all_reduce(x) for x in grads()[:3]]),
+        "dense all_reduce packed": lambda: total(all_reduce(grads()[:3])),
+        "row-sparse gather (IndexedSlices)": lambda: total(all_reduce(grads()[3:])),
+        "row-sparse densified then all_reduce":
+            lambda: total(all_reduce([tf.convert_to_tensor(x) for x in grads()[3:]])),
+        "dense + sparse in one all_reduce":  # a step's exchange: dense sum + row gathers, one call
+            lambda: total(all_reduce(grads())),
+        "merge_call + batch_reduce_to + dense update":  # one merge_call per step, as an optimizer
+            lambda: tf.distribute.get_replica_context().merge_call(merged, args=grads()),
+    }
 
     out = {"replicas": replicas, "rows_per_replica": rows, "items": n_items,
            "dense_bytes": sum(4 * int(tf.reduce_prod(s)) for s in dense_shapes),
            "sparse_bytes": rows * (units + 1) * 4 + 2 * rows * 4}
-    for name, fn in [("empty strategy.run", empty), ("merge_call", merge),
-                     ("local gradients only", local_only), ("dense all_reduce per variable", dense_each),
-                     ("dense all_reduce packed", dense_packed), ("row-sparse gather (IndexedSlices)", sparse_gather),
-                     ("row-sparse densified then all_reduce", sparse_densified),
-                     ("dense + sparse in one all_reduce", all_in_one_step),
-                     ("merge_call + batch_reduce_to + dense update", optimizer_like)]:
-        out[name] = [timed(fn), timed(fn)]
+    for name, piece in pieces.items():
+        step = tf.function(lambda piece=piece: strategy.run(piece))
+        out[name] = [timed(step), timed(step)]
     return out
 
 
