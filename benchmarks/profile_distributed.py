@@ -139,69 +139,63 @@ def input_only(setting, data_dir, events):
 
 
 # ----- reading the profiler's trace ------------------------------------------------------------
-def summarise_trace(logdir, calls, top=25):
+def host_planes(logdir):
+    """(host CPU plane, event id -> name) of every `.xplane.pb` under `logdir`, with the file."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    files = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))
-    if not files:
-        return {"error": f"no .xplane.pb under {logdir}"}
-    result = {}
-    for f in files:
+    for f in sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)):
         space = xplane_pb2.XSpace()
         space.ParseFromString(Path(f).read_bytes())
         for plane in space.planes:
-            if not plane.name.startswith("/host:CPU"):
-                continue
-            names = {k: m.name for k, m in plane.event_metadata.items()}
-            by_name = collections.Counter()
-            count = collections.Counter()
-            per_line = collections.Counter()
-            for line in plane.lines:
-                for ev in line.events:
-                    name = names.get(ev.metadata_id, "?")
-                    by_name[name] += ev.duration_ps
-                    count[name] += 1
-                    per_line[line.name] += ev.duration_ps
-            result[f"{Path(f).name}:{plane.name}"] = {
-                "top_events_ms_per_call": [
-                    (n, round(d / 1e9 / calls, 3), round(count[n] / calls, 1))
-                    for n, d in by_name.most_common(top)],
-                "lines": {k: round(v / 1e9 / calls, 3) for k, v in per_line.most_common(12)},
-            }
-    return result
+            if plane.name.startswith("/host:CPU"):
+                yield f, plane, {k: m.name for k, m in plane.event_metadata.items()}
+
+
+def summarise_trace(logdir, calls, top=25):
+    result = {}
+    for f, plane, names in host_planes(logdir):
+        by_name = collections.Counter()
+        count = collections.Counter()
+        per_line = collections.Counter()
+        for line in plane.lines:
+            for ev in line.events:
+                name = names.get(ev.metadata_id, "?")
+                by_name[name] += ev.duration_ps
+                count[name] += 1
+                per_line[line.name] += ev.duration_ps
+        result[f"{Path(f).name}:{plane.name}"] = {
+            "top_events_ms_per_call": [
+                (n, round(d / 1e9 / calls, 3), round(count[n] / calls, 1))
+                for n, d in by_name.most_common(top)],
+            "lines": {k: round(v / 1e9 / calls, 3) for k, v in per_line.most_common(12)},
+        }
+    return result or {"error": f"no .xplane.pb under {logdir}"}
 
 
 def op_types(logdir, calls, top=30):
     """TF op events (`name:type`) of the host plane: ms per call by type and by scope."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
     by_type, by_scope, n_type = collections.Counter(), collections.Counter(), collections.Counter()
     by_category, n_category = collections.Counter(), collections.Counter()
     busy = collections.Counter()
-    for f in glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True):
-        space = xplane_pb2.XSpace()
-        space.ParseFromString(Path(f).read_bytes())
-        for plane in space.planes:
-            if not plane.name.startswith("/host:CPU"):
-                continue
-            names = {k: m.name for k, m in plane.event_metadata.items()}
-            for line in plane.lines:
-                end = 0  # busy time of the line: the union of its events' intervals
-                for ev in sorted(line.events, key=lambda e: e.offset_ps):
-                    start, stop = ev.offset_ps, ev.offset_ps + ev.duration_ps
-                    if stop > end:
-                        busy[line.name.split("/")[0]] += stop - max(start, end)
-                        end = stop
-                for ev in line.events:
-                    name = names.get(ev.metadata_id, "?")
-                    if ":" not in name or name.startswith(("Tf", "Executor")):
-                        continue
-                    scope, _, kind = name.rpartition(":")
-                    by_type[kind] += ev.duration_ps
-                    n_type[kind] += 1
-                    parts = scope.split("/")
-                    by_scope["/".join(parts[:3])] += ev.duration_ps
-                    if scope.startswith("StatefulPartitionedCall"):  # an op of the step's graph
-                        by_category[_category(scope, kind)] += ev.duration_ps
-                        n_category[_category(scope, kind)] += 1
+    for _, plane, names in host_planes(logdir):
+        for line in plane.lines:
+            end = 0  # busy time of the line: the union of its events' intervals
+            for ev in sorted(line.events, key=lambda e: e.offset_ps):
+                start, stop = ev.offset_ps, ev.offset_ps + ev.duration_ps
+                if stop > end:
+                    busy[line.name.split("/")[0]] += stop - max(start, end)
+                    end = stop
+            for ev in line.events:
+                name = names.get(ev.metadata_id, "?")
+                if ":" not in name or name.startswith(("Tf", "Executor")):
+                    continue
+                scope, _, kind = name.rpartition(":")
+                by_type[kind] += ev.duration_ps
+                n_type[kind] += 1
+                parts = scope.split("/")
+                by_scope["/".join(parts[:3])] += ev.duration_ps
+                if scope.startswith("StatefulPartitionedCall"):  # an op of the step's graph
+                    by_category[_category(scope, kind)] += ev.duration_ps
+                    n_category[_category(scope, kind)] += 1
     return {"by_type": [(k, round(v / 1e9 / calls, 3), round(n_type[k] / calls, 1))
                         for k, v in by_type.most_common(top)],
             "by_scope": [(k, round(v / 1e9 / calls, 3)) for k, v in by_scope.most_common(top)],
