@@ -11,7 +11,16 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tf_gru4rec", "tf_gru4rec.*"]),
     # The published parameter sets (`--param-file rsc15_xe_shared_best`): data, not modules.
-    package_data={"tf_gru4rec": ["paramfiles/*.py"]},
+    package_data={"tf_gru4rec": ["training/paramfiles/*.py"]},
+    # The `python -m tf_gru4rec.X` commands under shorter names.
+    entry_points={"console_scripts": [
+        "gru4rec-train=tf_gru4rec.cli.train:train_main",
+        "gru4rec-evaluate=tf_gru4rec.cli.evaluate:evaluate_main",
+        "gru4rec-export=tf_gru4rec.cli.export:export_main",
+        "gru4rec-daily=tf_gru4rec.cli.daily:main",
+        "gru4rec-tune=tf_gru4rec.cli.tune:main",
+        "gru4rec-preprocess=tf_gru4rec.cli.preprocess:main",
+    ]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.20,<3",

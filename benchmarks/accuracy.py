@@ -64,21 +64,22 @@ def parse_args(argv=None):
 
 
 def run_gru4rec(loss, train, test, args):
-    from tf_gru4rec import evaluation, training
-    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.evaluation import evaluator as evaluation
+    from tf_gru4rec.training import trainer
+    from tf_gru4rec.training.params import parse_params
 
     params = parse_params(LOSS_PARAMS[loss] + f",seed={args.seed}"
                           + (f",n_epochs={args.epochs}" if args.epochs is not None else ""))
     print(f"== GRU4Rec {loss}: {params.to_string()}", file=sys.stderr, flush=True)
     with contextlib.redirect_stdout(sys.stderr):  # Keras prints epoch lines to stdout
-        result = training.train(train, params, verbose=2)
+        result = trainer.train(train, params, verbose=2)
     metrics = evaluation.evaluate(result.model, test, CUTOFFS, "conservative")
     return {**metrics, "params": params.to_string(), "train_seconds": result.train_seconds,
             "events_per_second": result.events_per_second}
 
 
 def run_baseline(name, train, test):
-    from tf_gru4rec import baselines
+    from tf_gru4rec.evaluation import baselines
 
     model = baselines.BASELINES[name]()
     start = time.perf_counter()
@@ -106,8 +107,9 @@ def main(argv=None) -> int:
     if not (train_file.exists() and test_file.exists()):
         print(f"skipped: {args.data} has no train_full.tsv / test.tsv (give --data DIR)", file=sys.stderr)
         return 0
-    from tf_gru4rec.data import SessionData, read_sessions
-    from tf_gru4rec.evaluation import as_session_data
+    from tf_gru4rec.data.reading import read_sessions
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.evaluation.evaluator import as_session_data
 
     train = SessionData.from_frame(read_sessions(train_file), source=str(train_file))
     test = as_session_data(read_sessions(test_file), train.item_map, source=str(test_file))

@@ -8,7 +8,7 @@ synthetic sessions whose clicks follow a Zipf law over the catalogue (most items
 clicked, as in a real long tail), one epoch of GRU4Rec with 100 units (batch 32, 2048
 extra negatives, momentum 0.2: accumulator and velocity slots), then next-item evaluation
 of `--predictions` test events against all N items in chunks of `--eval-batch-size` rows.
-Printed per size: the memory estimate of `tf_gru4rec.memory` and the measured peak RSS,
+Printed per size: the memory estimate of `tf_gru4rec.system.memory` and the measured peak RSS,
 training time, evaluation time per prediction (its second, compiled call) next to the time of the bare
 [rows, d] x [d, N] matmul that scoring the catalogue costs.
 """
@@ -44,11 +44,12 @@ def one_size(n_items, n_events, eval_batch_size, predictions):
     import numpy as np
     import tensorflow as tf
 
-    from tf_gru4rec import memory
-    from tf_gru4rec.data import ItemMap, SessionData
-    from tf_gru4rec.evaluation import Evaluator
-    from tf_gru4rec.params import parse_params
-    from tf_gru4rec.training import train
+    from tf_gru4rec.data.item_map import ItemMap
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.evaluation.evaluator import Evaluator
+    from tf_gru4rec.system import memory
+    from tf_gru4rec.training.params import parse_params
+    from tf_gru4rec.training.trainer import train
 
     params = parse_params(PARAMS)
     catalogue = ItemMap(np.arange(n_items))
@@ -61,7 +62,7 @@ def one_size(n_items, n_events, eval_batch_size, predictions):
     metrics = evaluator(result.model)
     eval_seconds = metrics["eval_seconds"]
     h = tf.random.normal([eval_batch_size, 100])
-    matmul = tf.function(lambda h: tf.reduce_max(tf.matmul(h, result.model.wy, transpose_b=True)))
+    matmul = tf.function(lambda h: tf.reduce_max(tf.matmul(h, result.model.item_table.wy, transpose_b=True)))
     matmul(h)
     start = time.perf_counter()
     for _ in range(5):

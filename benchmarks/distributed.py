@@ -43,7 +43,7 @@ def run(name: str, train: Path, test: Path, epochs: int, timeout: int) -> dict:
         out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
         outs = [out]
     else:
-        from tf_gru4rec.distribute import local_cluster
+        from tf_gru4rec.training.distribute import local_cluster
 
         procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**env, "TF_CONFIG": config})

@@ -48,10 +48,11 @@ SETTINGS = {"plain": (None, None, 32), "mirrored1": ("mirrored", 1, 32),
 def _setup(setting, data_dir, events):
     import tensorflow as tf  # noqa: F401
 
-    from tf_gru4rec import distribute as dist
+    from tf_gru4rec.training import distribute as dist
     distribute, replicas, batch = SETTINGS[setting]
     strategy = dist.make_strategy(distribute, replicas) if distribute else None
-    from tf_gru4rec.data import SessionData, read_sessions
+    from tf_gru4rec.data.reading import read_sessions
+    from tf_gru4rec.data.sessions import SessionData
     tmp = tempfile.mkdtemp()
     path = subset(Path(data_dir) / "train_full.tsv", events, Path(tmp) / "train.tsv")
     data = SessionData.from_frame(read_sessions(path))
@@ -97,8 +98,8 @@ class Timer:
 
 def time_setting(setting, data_dir, events, profile_steps=0, logdir=None):
     strategy, data, params = _setup(setting, data_dir, events)
-    from tf_gru4rec.params import parse_params
-    from tf_gru4rec.training import train
+    from tf_gru4rec.training.params import parse_params
+    from tf_gru4rec.training.trainer import train
     p = parse_params(params)
     skip = 20 if strategy else 1
     timer = Timer(profile_steps, logdir, skip=skip)
@@ -120,8 +121,8 @@ def input_only(setting, data_dir, events):
     builds for `setting` (one element per step under a strategy, per 100 steps on one
     device), with nothing consuming it; each replica's element fetched to the host."""
     strategy, data, params = _setup(setting, data_dir, events)
-    from tf_gru4rec import distribute as dist
-    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.training import distribute as dist
+    from tf_gru4rec.training.params import parse_params
     p = parse_params(params)
     out = {"setting": setting}
     for attempt in range(2):
@@ -220,7 +221,7 @@ def _category(scope, kind):
 def micro(replicas, n_items=37_000, repeats=200):
     import tensorflow as tf
 
-    from tf_gru4rec import distribute as dist
+    from tf_gru4rec.training import distribute as dist
     strategy = dist.make_strategy("mirrored", replicas)
     # A replica's item-table rows per step: its inputs and targets plus the shared negatives.
     units, rows = 100, 2 * (32 // replicas) + 2048
@@ -302,7 +303,7 @@ def main(argv=None):
         print(json.dumps(micro(int(args.setting), args.items), indent=1))
         return 0
     if args.what == "workers":
-        from tf_gru4rec.distribute import local_cluster
+        from tf_gru4rec.training.distribute import local_cluster
         extra = ["--steps", str(args.steps)] if args.profile else []
         what = "profile" if args.profile else "time"
         # Only worker 0 traces (with both tracing, worker 1 died without a message here).

@@ -118,7 +118,7 @@ def row(path, signature, batch, latencies):
 
 def trained_model(args, data_dir):
     from tf_gru4rec import read_sessions, train
-    from tf_gru4rec.training import load_model_dir
+    from tf_gru4rec.training.model_dir import load_model_dir
 
     if args.model_dir:
         return load_model_dir(args.model_dir)[0]
@@ -143,8 +143,8 @@ def main(argv=None):
     import tensorflow as tf
 
     from tf_gru4rec import read_sessions
-    from tf_gru4rec.export import export_model
     from tf_gru4rec.serving import GRU4RecClient, start_local_server
+    from tf_gru4rec.serving.export import export_model
 
     model = trained_model(args, data_dir)
     test = read_sessions(data_dir / "test.tsv")

@@ -9,7 +9,7 @@
 dry run).
 
 Each configuration runs in a fresh subprocess (so peak memory is its own) through the
-library's normal path (`tf_gru4rec.training.train`, i.e. `model.fit`). Reported:
+library's normal path (`tf_gru4rec.train`, i.e. `model.fit`). Reported:
 - events/s: training examples (clicks with a next click) per second of `model.fit` wall
   time over all epochs, compilation included (the `--json` figure of `tf_gru4rec.train`);
 - mini-batches/s: session-parallel steps per second of the same wall time;
@@ -70,10 +70,11 @@ def training_bytes(params, n_items: int) -> int:
 
 def run_one(name: str, data_dir: Path, epochs: int, batch_size: int | None = None,
             max_events: int | None = None) -> dict:
-    from tf_gru4rec.data import SessionData, read_sessions
-    from tf_gru4rec.evaluation import Evaluator
-    from tf_gru4rec.params import parse_params
-    from tf_gru4rec.training import train
+    from tf_gru4rec.data.reading import read_sessions
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.evaluation.evaluator import Evaluator
+    from tf_gru4rec.training.params import parse_params
+    from tf_gru4rec.training.trainer import train
 
     params = parse_params(CONFIGS[name], n_epochs=epochs, seed=1)
     if batch_size:

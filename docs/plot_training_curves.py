@@ -64,8 +64,8 @@ def machine() -> str:
 def load_data(data_dir):
     """(train, test, label, base parameters): the real files if present, else synthetic."""
     from tf_gru4rec import read_sessions
-    from tf_gru4rec.cli import SYNTHETIC_PARAMS
-    from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+    from tf_gru4rec.cli.common import SYNTHETIC_PARAMS
+    from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
 
     train_file, test_file = data_dir / "train_full.tsv", data_dir / "test.tsv"
     if train_file.is_file() and test_file.is_file():
@@ -95,12 +95,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import tensorflow as tf
 
-    from tf_gru4rec import (
-        EvaluationCallback,
-        EventsPerSecond,
-        SessionData,
-        parse_params,
-    )
+    from tf_gru4rec import EvaluationCallback, EventsPerSecond, SessionData, parse_params
 
     train_df, test_df, label, base = load_data(args.data)
     base = ",".join(p for p in base.split(",") if not p.startswith("n_epochs="))

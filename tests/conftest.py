@@ -5,7 +5,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions  # noqa: E402
+from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions  # noqa: E402
 
 
 @pytest.fixture(scope="session")

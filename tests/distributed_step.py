@@ -12,16 +12,14 @@ import sys
 
 import keras
 import numpy as np
-import tensorflow as tf
-
-from tf_gru4rec import distribute
-from tf_gru4rec.losses import CrossEntropy
-from tf_gru4rec.model import GRU4Rec
-from tf_gru4rec.optimizers import AdagradM
-
 import pandas as pd
-
+import tensorflow as tf
 from gru4rec_reference import session_data  # this script's folder is on sys.path
+
+from tf_gru4rec.losses import CrossEntropy
+from tf_gru4rec.models.gru4rec import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.training import distribute
 
 REPLICAS, B, S, LAYERS = 2, 2, 3, [5, 4]
 
@@ -84,7 +82,7 @@ def padding_data():
     """Replica 0's sessions (0, 2, 4) are short and hold items 0-2 only; replica 1's (1, 3,
     5) are long, on items 3-5. Replica 0 trains 2 steps (item 0 is an input, then a
     target, so it gets a velocity), then runs 5 steps of padding while replica 1 trains."""
-    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.data.sessions import SessionData
 
     sessions = [[0, 1, 0, 2], [3, 4, 5, 3, 4, 5, 3, 4], [1, 2], [4, 5, 4, 5, 3, 4], [2, 1], [5, 3, 4, 5]]
     rows = [(s, item, 10 * s + i) for s, items in enumerate(sessions) for i, item in enumerate(items)]
@@ -104,8 +102,8 @@ def padding_run(out):
             model = GRU4Rec(item_ids=data.item_map.ids, layers=[4], embedding=embedding,
                             batch_size=B, seed=2)
             model.compile(optimizer=AdagradM(0.2, momentum=0.5), loss=CrossEntropy())
-        tables = [model.wy, model.by] + (
-            [model.item_embedding] if embedding == 3 else [model.cells[0].wx] if embedding == "none" else [])
+        tables = [model.item_table.wy, model.item_table.by] + (
+            [model.item_embedding.e] if embedding == 3 else [model.gru.cells[0].wx] if embedding == "none" else [])
         snapshots = []
 
         def snapshot(batch, logs, tables=tables, snapshots=snapshots, opt=model.optimizer):

@@ -11,6 +11,8 @@ Parameters are a dict of float64 arrays named like the model's weights: "wy", "b
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
@@ -20,7 +22,7 @@ def session_data(lengths, n_items=6, seed=7):
     target and sample within a step), in time order."""
     import pandas as pd
 
-    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.data.sessions import SessionData
 
     rng = np.random.default_rng(seed)
     rows, t = [], 0
@@ -31,10 +33,15 @@ def session_data(lengths, n_items=6, seed=7):
     return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
 
 
+def reference_name(path: str) -> str:
+    """A weight's name as above ("wy", "e", "gru_0/wx") from its Keras path (the item tables
+    are layers of their own: "item_table/wy", "item_embedding/e")."""
+    return re.sub(r"^(gru4rec/)?(item_table/|item_embedding/)?", "", path)
+
+
 def weights_of(model) -> dict:
     """The model's weights as float64 arrays, keyed as above."""
-    return {w.path.removeprefix(f"{model.name}/"): np.asarray(w.numpy(), np.float64)
-            for w in model.trainable_weights}
+    return {reference_name(w.path): np.asarray(w.numpy(), np.float64) for w in model.trainable_weights}
 
 
 def _dropout(x, rate, noise):

@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.baselines: scores and metrics against plain-Python references."""
+"""Tests of tf_gru4rec.evaluation.baselines: scores and metrics against plain-Python references."""
 
 import math
 
@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec.baselines import (
+from tf_gru4rec.evaluation.baselines import (
     ItemKNN,
     Pop,
     SessionPop,
     evaluate_baseline,
     prediction_events,
 )
-from tf_gru4rec.evaluation import TIE_MODES
+from tf_gru4rec.evaluation.evaluator import TIE_MODES
 
 CUTOFFS = (1, 2, 3, 5)
 

@@ -20,12 +20,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec import baselines, evaluation
-from tf_gru4rec.baselines import ItemKNN, Pop, evaluate_baseline
-from tf_gru4rec.cli import Progress, evaluate_main, resolve_params, train_main, train_parser
-from tf_gru4rec.data import read_sessions
-from tf_gru4rec.params import load_param_file, parse_params, shipped_param_files
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.cli.common import Progress, resolve_params
+from tf_gru4rec.cli.evaluate import evaluate_main
+from tf_gru4rec.cli.train import train_main, train_parser
+from tf_gru4rec.data.reading import read_sessions
+from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.evaluation import baselines
+from tf_gru4rec.evaluation import evaluator as evaluation
+from tf_gru4rec.evaluation.baselines import ItemKNN, Pop, evaluate_baseline
+from tf_gru4rec.training.params import (
+    load_param_file,
+    parse_params,
+    shipped_param_files,
+)
 
 TINY = "layers=16,batch_size=16,n_sample=16,learning_rate=0.1,n_epochs=1,seed=1,block_steps=20"
 REPO = Path(__file__).resolve().parents[1]
@@ -191,8 +198,8 @@ def test_evaluate_baseline_json_equals_the_function(files, capsys, name, cls):
 def test_last_click_protocol_and_beyond_accuracy_equal_the_functions(files, trained, capsys):
     """--protocol last --beyond-accuracy: the saved model (with --train for the popularity)
     and a baseline print exactly what the functions return, Coverage and Pop in the table."""
-    from tf_gru4rec.data import SessionData
-    from tf_gru4rec.training import load_model_dir
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.training.model_dir import load_model_dir
 
     train_df, test_df = read_sessions(files["train"]), read_sessions(files["test2"])
     model = load_model_dir(trained["model_dir"])[0]
@@ -488,13 +495,14 @@ def test_progress_redraws_on_a_terminal_and_prints_plain_lines_otherwise():
 
 def test_static_names_equal_the_modules():
     """The parsers' choices are repeated in cli.py so that building them imports no TensorFlow."""
-    from tf_gru4rec import cli
+    from tf_gru4rec.cli import common
 
-    assert cli.TIE_MODES == evaluation.TIE_MODES
-    assert cli.PROTOCOLS == evaluation.PROTOCOLS
-    assert cli.BASELINE_NAMES == tuple(baselines.BASELINES)
-    assert list(cli.PARAM_FILES) == shipped_param_files()
-    from tf_gru4rec import losses, params
+    assert common.TIE_MODES == evaluation.TIE_MODES
+    assert common.PROTOCOLS == evaluation.PROTOCOLS
+    assert common.BASELINE_NAMES == tuple(baselines.BASELINES)
+    assert list(common.PARAM_FILES) == shipped_param_files()
+    from tf_gru4rec import losses
+    from tf_gru4rec.training import params
 
     assert params.LOSS_NAMES == tuple(losses.LOSSES)
 
@@ -607,7 +615,7 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_building(files, capsy
 
 
 def test_json_is_strict_without_nan():
-    from tf_gru4rec.cli import strict_json
+    from tf_gru4rec.cli.common import strict_json
 
     line = strict_json({"mrr@20": float("nan"), "tests": [{"x": float("inf"), "y": 0.5}]})
     assert line == '{"mrr@20": null, "tests": [{"x": null, "y": 0.5}]}'

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec.daily import evaluation_days, main, session_days
-from tf_gru4rec.data import DataError
-from tf_gru4rec.synthetic import synthetic_sessions
+from tf_gru4rec.cli.daily import main
+from tf_gru4rec.data.reading import DataError
+from tf_gru4rec.data.synthetic import synthetic_sessions
+from tf_gru4rec.training.daily import evaluation_days, session_days
 
 TINY = "layers=8,batch_size=8,n_sample=8,learning_rate=0.1,momentum=0.3,n_epochs=1,seed=3,block_steps=20"
 APRIL_1 = 1396310400  # 2014-04-01 00:00:00 UTC
@@ -127,8 +128,11 @@ def fake_training(monkeypatch):
     the models evaluated, in order."""
     from types import SimpleNamespace
 
-    from tf_gru4rec import evaluation, training, warm_start
-    from tf_gru4rec.data import ItemMap, SessionData
+    from tf_gru4rec.data.item_map import ItemMap
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.evaluation import evaluator as evaluation
+    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import warm_start
 
     def train(data, params, verbose=0, init_from=None):
         data = data if isinstance(data, SessionData) else SessionData.from_frame(data)
@@ -191,8 +195,8 @@ def test_a_run_that_evaluates_no_day_fails_after_its_table(gap_day, fake_trainin
 
 
 def test_the_warm_chain_goes_on_through_days_not_evaluated(gap_day, fake_training):
-    from tf_gru4rec.daily import run_daily
-    from tf_gru4rec.data import SessionData
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.training.daily import run_daily
 
     df, _ = gap_day
     events = {d: SessionData.from_frame(df[days(df) == d]).n_events for d in ("2014-04-01", "2014-04-02", "2014-04-04")}

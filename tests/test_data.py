@@ -4,16 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec.data import (
-    Columns,
-    DataError,
-    ItemMap,
-    SessionData,
-    SessionParallelBatcher,
-    read_sessions,
-    session_parallel_schedule,
-    unique_rows,
-)
+from tf_gru4rec.data import reading
+from tf_gru4rec.data.batcher import SessionParallelBatcher, unique_rows
+from tf_gru4rec.data.item_map import ItemMap
+from tf_gru4rec.data.reading import Columns, DataError, read_sessions
+from tf_gru4rec.data.schedule import session_parallel_schedule
+from tf_gru4rec.data.sessions import SessionData
 
 
 def frame(rows):
@@ -353,8 +349,8 @@ def test_shard_is_vectorised_and_deals_sessions_in_turn():
 
 # ----- string ids: bounded, stored without fixed-width copies; reading progress (issue 17) ------
 def test_an_id_longer_than_the_export_bound_is_refused_in_one_line():
-    from tf_gru4rec.data import MAX_ID_BYTES
-    from tf_gru4rec.export import MAX_SESSION_ID_BYTES
+    from tf_gru4rec.data.reading import MAX_ID_BYTES
+    from tf_gru4rec.serving.export import MAX_SESSION_ID_BYTES
 
     assert MAX_ID_BYTES == MAX_SESSION_ID_BYTES == 256  # any id of the data can be a request's
     fits, over = "é" * 128, "é" * 128 + "x"  # 256 and 257 bytes, 128 and 129 characters
@@ -397,16 +393,16 @@ def test_string_ids_are_saved_without_a_fixed_width_copy(tmp_path):
 
 
 def test_a_long_read_reports_its_progress(tmp_path, monkeypatch):
-    from tf_gru4rec import data
+
 
     path = tmp_path / "clicks.tsv"
     frame([(s // 3, s % 7, float(s)) for s in range(30_000)]).to_csv(path, sep="\t", index=False)
-    monkeypatch.setattr(data, "LONG_READ_BYTES", 1000)  # the file is ~400 KiB: a long read here
+    monkeypatch.setattr(reading, "LONG_READ_BYTES", 1000)  # the file is ~400 KiB: a long read here
     lines = []
     df = read_sessions(path, progress=lines.append)
     assert len(df) == 30_000 and df["ItemId"].dtype == np.int64
     assert lines[-1].startswith(f"{path}: read 100% (") and len(lines) == len(set(lines)) >= 2
     lines.clear()
-    monkeypatch.setattr(data, "LONG_READ_BYTES", os.path.getsize(path) + 1)  # short: read as before
+    monkeypatch.setattr(reading, "LONG_READ_BYTES", os.path.getsize(path) + 1)  # short: read as before
     read_sessions(path, progress=lines.append)
     assert lines == []

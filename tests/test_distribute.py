@@ -1,4 +1,4 @@
-"""Data-parallel training (tf_gru4rec.distribute): shards, equal step counts, one replica
+"""Data-parallel training (tf_gru4rec.training.distribute): shards, equal step counts, one replica
 trains like one device, two replicas' step is the reference's combined step, and mirrored
 and multi-worker runs give the same model, which saves, loads, evaluates and exports.
 
@@ -17,15 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from tf_gru4rec import distribute, evaluation, export, training
-from tf_gru4rec.data import SessionData, SessionParallelBatcher
-from tf_gru4rec.losses import CrossEntropy
-from tf_gru4rec.model import GRU4Rec
-from tf_gru4rec.optimizers import AdagradM
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
-
+from gru4rec_reference import reference_name
 from gru4rec_reference import session_data as sessions
+
+from tf_gru4rec.data.batcher import SessionParallelBatcher
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.evaluation import evaluator as evaluation
+from tf_gru4rec.losses import CrossEntropy
+from tf_gru4rec.models.gru4rec import GRU4Rec
+from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.serving import export as export_module
+from tf_gru4rec.training import distribute, model_dir, trainer
 
 HERE = Path(__file__).resolve().parent
 TIMEOUT = 300  # seconds per process; a run takes well under a minute
@@ -69,7 +72,7 @@ def test_replica_batchers_pad_to_the_longest_shard_and_share_negatives():
 def test_replica_batchers_build_the_sampling_table_once(monkeypatch):
     """One alias table for all replicas (it was rebuilt per replica: slow start-up at ~1M
     items); each replica keeps a sampler of its own, drawing the same negatives."""
-    from tf_gru4rec import sampling
+    from tf_gru4rec.data import sampling
 
     built = []
     alias_table = sampling.alias_table
@@ -150,7 +153,7 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     config = dict(layers=[5, 4], embedding="shared", batch_size=2, dropout_p_embed=0.25,
                   dropout_p_hidden=0.3, learning_rate=0.2, momentum=0.3, sample_alpha=0.5,
                   loss="cross-entropy", logq=1.0)
-    initial = {k.split("/", 1)[1].removeprefix("gru4rec/"): z[k] for k in z if k.startswith("initial/")}
+    initial = {reference_name(k.split("/", 1)[1]): z[k] for k in z if k.startswith("initial/")}
     reference = ReferenceTrainer(initial, config, z["support"], replicas=2)
     for t in range(len(valid)):
         reference.replica_step([
@@ -160,7 +163,7 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     for key in z:
         if not key.startswith("final/"):
             continue
-        name = key.split("/", 1)[1].removeprefix("gru4rec/")
+        name = reference_name(key.split("/", 1)[1])
         path = key.split("/", 1)[1]
         np.testing.assert_allclose(z[key], expected[name], rtol=1e-4, atol=1e-5, err_msg=name)
         np.testing.assert_allclose(z[f"acc/{path}"], reference.acc[name], rtol=1e-4, atol=1e-5)
@@ -238,7 +241,7 @@ def test_mirrored_and_multi_worker_runs_give_one_model_that_saves_loads_evaluate
     assert "not the chief worker" in workers[1][1] and "saved the model" in workers[0][1]
     assert "on 2 replica(s)" in mirrored_out[1] and "on 2 replica(s)" in workers[0][1]
 
-    (m1, p1), (m2, p2) = (training.load_model_dir(tmp_path / d) for d in ("mirrored", "workers"))
+    (m1, p1), (m2, p2) = (model_dir.load_model_dir(tmp_path / d) for d in ("mirrored", "workers"))
     assert p1.to_string() == p2.to_string() and m1.batch_size == 8
     for a, b in zip(m1.trainable_weights, m2.trainable_weights):
         # The same shards, negatives and dropout masks: only how the sums travel differs
@@ -246,14 +249,14 @@ def test_mirrored_and_multi_worker_runs_give_one_model_that_saves_loads_evaluate
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6, err_msg=a.path)
     data = SessionData.from_frame(train_df)
     initial = GRU4Rec(item_ids=data.item_map.ids, layers=[16], batch_size=8, seed=3)
-    assert not np.allclose(initial.wy.numpy(), m1.wy.numpy())  # it trained
+    assert not np.allclose(initial.item_table.wy.numpy(), m1.item_table.wy.numpy())  # it trained
     r1 = evaluation.evaluate(m1, test_df, cutoffs=(5, 20))
     r2 = evaluation.evaluate(m2, test_df, cutoffs=(5, 20))
     assert r1["recall@20"] == pytest.approx(r2["recall@20"], abs=1e-4)
     pop_recall = 20 / len(data.item_map)
     assert r1["recall@20"] > 2 * pop_recall  # a model that learned, not just one that loads
 
-    loaded = tf.saved_model.load(export.export_model(m1, tmp_path / "export", k=5))
+    loaded = tf.saved_model.load(export_module.export_model(m1, tmp_path / "export", k=5))
     items = test_df["ItemId"].to_numpy()[:4]
     items = items[m1.item_map.lookup(items) >= 0]
     out = loaded.signatures["step"](item_id=tf.constant(items, tf.int64),
@@ -293,7 +296,7 @@ def test_a_malformed_tf_config_is_one_line(config, message):
 
 
 def test_a_malformed_tf_config_is_one_line_on_the_command_line(tmp_path, capsys, monkeypatch):
-    from tf_gru4rec.cli import train_main
+    from tf_gru4rec.cli.train import train_main
 
     train_file = tmp_path / "train.tsv"
     synthetic_sessions(n_sessions=50, n_items=20, seed=1).to_csv(train_file, sep="\t", index=False)
@@ -364,17 +367,17 @@ def test_a_waiting_worker_stops_on_sigterm(tmp_path):
 
 
 def test_more_session_slots_than_sessions_are_refused():
-    training.check_session_slots(3000, 32, 64)  # 2,048 slots fit
-    with pytest.raises(training.ParamError, match="batch_size=64 x 64 replica\\(s\\) = 4,096 session slots for "
+    trainer.check_session_slots(3000, 32, 64)  # 2,048 slots fit
+    with pytest.raises(trainer.ParamError, match="batch_size=64 x 64 replica\\(s\\) = 4,096 session slots for "
                                                   "3,000 training sessions: lower batch_size or the replicas"):
-        training.check_session_slots(3000, 64, 64)
+        trainer.check_session_slots(3000, 64, 64)
 
 
 def test_more_session_slots_than_sessions_are_refused_by_train():
     data = sessions([3, 2, 4, 2])
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    with pytest.raises(training.ParamError, match="= 8 session slots for 4 training sessions"):
-        training.train(data, "layers=8,batch_size=8,n_sample=0,n_epochs=1", distribute=strategy, verbose=0)
+    with pytest.raises(trainer.ParamError, match="= 8 session slots for 4 training sessions"):
+        trainer.train(data, "layers=8,batch_size=8,n_sample=0,n_epochs=1", distribute=strategy, verbose=0)
 
 
 def test_more_logical_devices_than_cores_is_a_warning(monkeypatch):

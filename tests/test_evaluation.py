@@ -6,8 +6,16 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tf_gru4rec.data import DataError, ItemMap
-from tf_gru4rec.evaluation import Accumulator, Evaluator, evaluate, metric_sums, scored_inputs, target_ranks
+from tf_gru4rec.data.item_map import ItemMap
+from tf_gru4rec.data.reading import DataError
+from tf_gru4rec.evaluation.evaluator import (
+    Accumulator,
+    Evaluator,
+    evaluate,
+    metric_sums,
+    scored_inputs,
+    target_ranks,
+)
 
 N = 12
 
@@ -199,7 +207,7 @@ def test_test_data_sharing_no_item_is_a_clear_error():
 
 
 def test_callback_puts_validation_metrics_in_logs(synthetic_split):
-    from tf_gru4rec.training import train
+    from tf_gru4rec.training.trainer import train
 
     train_df, test_df = synthetic_split
     stop = keras.callbacks.EarlyStopping(monitor="val_recall@20", mode="max", patience=0)
@@ -214,7 +222,7 @@ def test_callback_puts_validation_metrics_in_logs(synthetic_split):
 
 
 def test_callback_passes_protocol_and_beyond_accuracy_options():
-    from tf_gru4rec.evaluation import EvaluationCallback
+    from tf_gru4rec.evaluation.evaluator import EvaluationCallback
 
     model, df, clicks = TableModel(), random_test_frame(1), np.arange(N) + 1.0
     callback = EvaluationCallback(df, (1, 5), "median", protocol="last", coverage=True, popularity=clicks)
@@ -231,7 +239,7 @@ def test_callback_passes_protocol_and_beyond_accuracy_options():
 def stateful_model(seed=0):
     """A real two-layer GRU4Rec whose weights are scaled up, so its scores depend strongly
     on the whole session so far, not just on the last item."""
-    from tf_gru4rec.model import GRU4Rec
+    from tf_gru4rec.models.gru4rec import GRU4Rec
 
     model = GRU4Rec(item_ids=np.arange(N) * 10, layers=[6, 5], batch_size=4, seed=seed)
     rng = np.random.default_rng(seed)
@@ -295,13 +303,13 @@ def test_non_finite_scores_are_never_hits(mode):
 
 def test_a_diverged_model_scores_zero_not_perfect():
     model = stateful_model()
-    model.wy.assign(tf.fill(model.wy.shape, np.nan))
+    model.item_table.wy.assign(tf.fill(model.item_table.wy.shape, np.nan))
     res = evaluate(model, random_test_frame(2), cutoffs=(1, 20))
     assert res["recall@20"] == 0.0 and res["mrr@20"] == 0.0
 
 
 def test_default_batch_size_bounds_the_evaluation_chunk():
-    from tf_gru4rec.memory import eval_batch_size
+    from tf_gru4rec.system.memory import eval_batch_size
 
     assert Evaluator(random_test_frame(2), ItemMap(np.arange(N) * 10)).batch_size == 256
     assert eval_batch_size(10_000_000) == 8 and eval_batch_size(1_000_000) == 89
@@ -311,7 +319,7 @@ def test_default_batch_size_bounds_the_evaluation_chunk():
 
 # ----- issue 17, item 9: progress at every tenth --------------------------------------------------
 def test_block_ends_add_each_tenth_without_longer_blocks():
-    from tf_gru4rec.evaluation import block_ends
+    from tf_gru4rec.evaluation.evaluator import block_ends
 
     done = np.arange(1, 51)  # one prediction per step, 50 steps
     assert block_ends(done, 64) == [50]
@@ -322,7 +330,7 @@ def test_block_ends_add_each_tenth_without_longer_blocks():
 
 
 def test_progress_reaches_every_tenth_and_leaves_the_results_unchanged():
-    from tf_gru4rec.synthetic import synthetic_sessions
+    from tf_gru4rec.data.synthetic import synthetic_sessions
 
     df = synthetic_sessions(n_sessions=60, n_items=N, seed=4)
     df["ItemId"] = (df["ItemId"] - 1000) // 7 * 10  # the model's ids

@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.export: the SavedModel's signatures, their values against the Keras
+"""Tests of tf_gru4rec.serving.export: the SavedModel's signatures, their values against the Keras
 model, the on-disk layout (versions, atomic writes, warm-up file) and the command line.
 
 One tiny model (16 units, 60 synthetic items) is trained and exported once per module;
@@ -16,9 +16,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tf_gru4rec import export, training
-from tf_gru4rec.memory import request_limits
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.serving import export as export_module
+from tf_gru4rec.serving.recommender import Recommender
+from tf_gru4rec.system.memory import request_limits
+from tf_gru4rec.training import model_dir, trainer
 
 PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
 K, H = 5, 16
@@ -35,12 +37,12 @@ def data():
 
 @pytest.fixture(scope="module")
 def model(data):
-    return training.train(data[0], PARAMS, verbose=0).model
+    return trainer.train(data[0], PARAMS, verbose=0).model
 
 
 @pytest.fixture(scope="module")
 def exported(model, tmp_path_factory):
-    return export.export_model(model, tmp_path_factory.mktemp("export") / "gru4rec", k=K, capacity=1000)
+    return export_module.export_model(model, tmp_path_factory.mktemp("export") / "gru4rec", k=K, capacity=1000)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def test_saved_model_cli_show_lists_signatures(exported):
     out = subprocess.run([SAVED_MODEL_CLI, "show", "--dir", exported, "--all"], capture_output=True,
                          text=True, env=CLI_ENV, check=True).stdout
     blocks = dict(re.findall(r"signature_def\['(\w+)'\]:\n(.*?)Method name", out, re.DOTALL))
-    assert set(blocks) == {"__saved_model_init_op", *export.SIGNATURES}
+    assert set(blocks) == {"__saved_model_init_op", *export_module.SIGNATURES}
 
     def keys(block):
         inputs, outputs = block.split("output(s):")
@@ -153,7 +155,7 @@ def test_saved_model_cli_runs_step_and_stateful(exported, model):
     np.testing.assert_array_equal(step["state"].reshape(2, H)[1], np.zeros(H))  # unknown: state kept
     # The session-based (C++ loader) path that TF Serving uses keeps state within a request too.
     stateful = run("stateful", f'session_id=["s","s"];item_id=[{a},{b}]')
-    ref_ids, ref_scores, _ = model.recommend([[a], [a, b]], k=K)
+    ref_ids, ref_scores, _ = Recommender(model).recommend([[a], [a, b]], k=K)
     np.testing.assert_array_equal(stateful["item_ids"].reshape(2, K), ref_ids)
     np.testing.assert_allclose(stateful["scores"].reshape(2, K), ref_scores, atol=1e-5)
 
@@ -193,8 +195,8 @@ def test_loads_and_runs_without_tf_gru4rec(exported, model, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["modules"] == []
-    assert result["step"] == model.recommend([[i] for i in items], k=K)[0].tolist()
-    assert result["stateful"] == model.recommend([items[:1], items[:2], items], k=K)[0].tolist()
+    assert result["step"] == Recommender(model).recommend([[i] for i in items], k=K)[0].tolist()
+    assert result["stateful"] == Recommender(model).recommend([items[:1], items[:2], items], k=K)[0].tolist()
     assert result["n_sessions"] == 1
 
 
@@ -220,7 +222,7 @@ def test_step_chain_equals_keras_model(loaded, model, sessions):
                 prefixes.append(s[: t + 1])
                 served_ids.append(out["item_ids"][row])
                 served_scores.append(out["scores"][row])
-    ref_ids, ref_scores, _ = model.recommend(prefixes, k=K)
+    ref_ids, ref_scores, _ = Recommender(model).recommend(prefixes, k=K)
     np.testing.assert_array_equal(np.array(served_ids), ref_ids)
     np.testing.assert_allclose(np.array(served_scores), ref_scores, atol=1e-5)
 
@@ -229,12 +231,12 @@ def test_step_chain_equals_keras_model(loaded, model, sessions):
 def test_other_architectures_match_offline(params, data, sessions, tmp_path):
     """Two layers with a separate embedding, and one-hot input: the served state's last d
     columns are the last layer's output, whatever the architecture."""
-    model = training.train(data[0], PARAMS.replace("layers=16", params), verbose=0).model
-    loaded = tf.saved_model.load(export.export_model(model, tmp_path / "gru4rec", k=K))
+    model = trainer.train(data[0], PARAMS.replace("layers=16", params), verbose=0).model
+    loaded = tf.saved_model.load(export_module.export_model(model, tmp_path / "gru4rec", k=K))
     clicks = sessions[1]
     out = loaded.signatures["stateful"](session_id=tf.constant(["s"] * len(clicks)),
                                         item_id=tf.constant(clicks, tf.int64))
-    ref_ids, ref_scores, _ = model.recommend([clicks[: t + 1] for t in range(len(clicks))], k=K)
+    ref_ids, ref_scores, _ = Recommender(model).recommend([clicks[: t + 1] for t in range(len(clicks))], k=K)
     np.testing.assert_array_equal(out["item_ids"].numpy(), ref_ids)
     np.testing.assert_allclose(out["scores"].numpy(), ref_scores, atol=1e-5)
 
@@ -247,7 +249,7 @@ def test_unknown_item_keeps_state_and_is_flagged(loaded, model):
     np.testing.assert_array_equal(after["unknown_item"], [True, True])
     np.testing.assert_array_equal(after["state"], states)
     # Recommendations of the session so far: [a], and an empty session for a first click.
-    ref_ids, ref_scores, report = model.recommend([[a, UNKNOWN], [UNKNOWN]], k=K)
+    ref_ids, ref_scores, report = Recommender(model).recommend([[a, UNKNOWN], [UNKNOWN]], k=K)
     assert report["empty"] == [1]
     np.testing.assert_array_equal(after["item_ids"], ref_ids)
     np.testing.assert_allclose(after["scores"], ref_scores, atol=1e-5)
@@ -276,8 +278,8 @@ def test_score_items_equals_full_scores_and_flags_unknown(loaded, model, session
 
 def test_string_item_ids_give_string_signatures(data, tmp_path):
     train = data[0].assign(ItemId="i" + data[0]["ItemId"].astype(str))
-    model = training.train(train, PARAMS, verbose=0).model
-    loaded = tf.saved_model.load(export.export_model(model, tmp_path / "gru4rec", k=K))
+    model = trainer.train(train, PARAMS, verbose=0).model
+    loaded = tf.saved_model.load(export_module.export_model(model, tmp_path / "gru4rec", k=K))
     tables = {name: spec_table(fn) for name, fn in loaded.signatures.items()}
     assert tables["stateful"][0]["item_id"] == ("string", (None,))
     assert tables["stateful"][1]["item_ids"] == ("string", (None, K))
@@ -287,7 +289,7 @@ def test_string_item_ids_give_string_signatures(data, tmp_path):
     a, b = model.item_map.ids[:2].tolist()
     out = loaded.signatures["stateful"](session_id=tf.constant(["s", "s", "s"]),
                                         item_id=tf.constant([a, "nope", b]))
-    ref_ids, ref_scores, _ = model.recommend([[a], [a], [a, b]], k=K)
+    ref_ids, ref_scores, _ = Recommender(model).recommend([[a], [a], [a, b]], k=K)
     np.testing.assert_array_equal(np.char.decode(out["item_ids"].numpy().astype("S")), ref_ids)
     np.testing.assert_allclose(out["scores"].numpy(), ref_scores, atol=1e-5)
     np.testing.assert_array_equal(out["unknown_item"].numpy(), [False, True, False])
@@ -303,7 +305,7 @@ def test_request_limits_follow_the_catalogue_and_the_request_memory(model, loade
     assert limits_of(loaded) == {**request_limits(n, H, K, d), "max_session_id_bytes": 256,
                                  "capacity": 1000}
     row = 2**30 / request_limits(n, H, K, d)["max_rows"]  # bytes of a request row, about
-    small = tf.saved_model.load(export.export_model(model, tmp_path / "m", k=K,
+    small = tf.saved_model.load(export_module.export_model(model, tmp_path / "m", k=K,
                                                     request_memory=4.5 * row / 2**30))
     limits = limits_of(small)
     assert limits["max_rows"] == 4 and limits == {
@@ -316,9 +318,9 @@ def test_request_limits_follow_the_catalogue_and_the_request_memory(model, loade
     small.signatures["score_items"](state=zeros(1), candidate_ids=same([1, c]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"candidate_ids holds at most {c} ids"):
         small.signatures["score_items"](state=zeros(2), candidate_ids=same([2, c // 2 + 1]))
-    with pytest.raises(export.ExportError, match="holds not even one request row of 60 items"):
-        export.ServingModule(model, k=K, request_memory=row / 2 / 2**30)
-    assert export.ServingModule(model, k=K, max_rows=7).max_rows == 7  # explicit: replaces it
+    with pytest.raises(export_module.ExportError, match="holds not even one request row of 60 items"):
+        export_module.ServingModule(model, k=K, request_memory=row / 2 / 2**30)
+    assert export_module.ServingModule(model, k=K, max_rows=7).max_rows == 7  # explicit: replaces it
 
 
 def test_an_empty_request_answers_empty_outputs(loaded):
@@ -363,32 +365,32 @@ def test_warmup_file_holds_step_requests_only(exported, model):
 
 def test_versions_are_numbered_and_never_overwritten(model, tmp_path):
     base = tmp_path / "gru4rec"
-    paths = [export.export_model(model, base, k=2), export.export_model(model, base, k=2)]
+    paths = [export_module.export_model(model, base, k=2), export_module.export_model(model, base, k=2)]
     assert [os.path.basename(p) for p in paths] == ["1", "2"]
-    assert os.path.basename(export.export_model(model, base, version=7, k=2)) == "7"
-    assert os.path.basename(export.export_model(model, base, k=2)) == "8"
-    with pytest.raises(export.ExportError, match="already exists"):
-        export.export_model(model, base, version=2, k=2)
+    assert os.path.basename(export_module.export_model(model, base, version=7, k=2)) == "7"
+    assert os.path.basename(export_module.export_model(model, base, k=2)) == "8"
+    with pytest.raises(export_module.ExportError, match="already exists"):
+        export_module.export_model(model, base, version=2, k=2)
     for bad in ({"k": 0}, {"capacity": -1}, {"version": 0}, {"k": 2.5}):
-        with pytest.raises(export.ExportError, match=next(iter(bad))):
-            export.export_model(model, base, **bad)
+        with pytest.raises(export_module.ExportError, match=next(iter(bad))):
+            export_module.export_model(model, base, **bad)
     assert sorted(os.listdir(base)) == ["1", "2", "7", "8"]
     assert os.stat(paths[0]).st_mode & 0o777 == 0o755  # readable by a server running as another user
-    assert export.existing_versions(base) == [1, 2, 7, 8]
+    assert export_module.existing_versions(base) == [1, 2, 7, 8]
 
 
 def test_failed_export_leaves_no_folder(model, tmp_path, monkeypatch):
     base = tmp_path / "gru4rec"
-    export.export_model(model, base, k=2)
+    export_module.export_model(model, base, k=2)
     seen = []
 
     def fail(version_dir, logs):
         seen.append(sorted(os.listdir(base)))  # the SavedModel is written by now
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "write_warmup", fail)
+    monkeypatch.setattr(export_module, "write_warmup", fail)
     with pytest.raises(OSError, match="disk full"):
-        export.export_model(model, base, k=2)
+        export_module.export_model(model, base, k=2)
     # While being written, version 2 exists only under a temporary, non-numeric name.
     assert len(seen[0]) == 2 and seen[0][0].startswith(".2.tmp-") and seen[0][1] == "1"
     assert os.listdir(base) == ["1"]
@@ -401,10 +403,10 @@ def run_cli(*args):
 
 
 def test_cli_exports_and_prints_signatures(model, tmp_path):
-    training.save_model_dir(model, tmp_path / "model")
+    model_dir.save_model_dir(model, tmp_path / "model")
     base = tmp_path / "models" / "gru4rec"
     a, b = model.item_map.ids[:2].tolist()
-    top = model.recommend([[a]], k=3)[0][0].tolist()
+    top = Recommender(model).recommend([[a]], k=3)[0][0].tolist()
     (tmp_path / "blocked.txt").write_text(f"# out of stock\n{top[0]}\n\n{UNKNOWN}\nnot-an-id\n{top[2]}\n")
     out = run_cli(tmp_path / "model", "--out", base, "--k", 3, "--capacity", 50,
                   "--blocklist", tmp_path / "blocked.txt", "--max-seen", 1)
@@ -415,7 +417,7 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
     assert f"request limits: {max_rows} rows," in out.stdout
     loaded = tf.saved_model.load(str(base / "1"))
     step = loaded.signatures["step"](item_id=tf.constant([a], tf.int64), state=tf.zeros([1, H]))
-    ref_ids, ref_scores, _ = model.recommend([[a]], k=3, blocklist=[top[0], top[2]])
+    ref_ids, ref_scores, _ = Recommender(model).recommend([[a]], k=3, blocklist=[top[0], top[2]])
     np.testing.assert_array_equal(step["item_ids"].numpy(), ref_ids)
     np.testing.assert_allclose(step["scores"].numpy(), ref_scores, atol=1e-5)
     # --max-seen 1: exclude_seen drops only the session's last click.

@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.files: atomic folder replacement under kill -9, leftover cleanup."""
+"""Tests of tf_gru4rec.system.files: atomic folder replacement under kill -9, leftover cleanup."""
 
 import os
 import signal
@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from tf_gru4rec import files
-from tf_gru4rec.files import _exchange, atomic_directory, remove_leftovers
+from tf_gru4rec.system import files
+from tf_gru4rec.system.files import _exchange, atomic_directory, remove_leftovers
 
 # Rewrites a folder of 3 files again and again, all files carrying the generation number.
 WRITER = textwrap.dedent("""
     import os, sys
-    from tf_gru4rec.files import atomic_directory
+    from tf_gru4rec.system.files import atomic_directory
     path, generation = sys.argv[1], 0
     while True:
         generation += 1

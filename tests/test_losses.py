@@ -1,6 +1,6 @@
-import keras
 import zlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -1,12 +1,19 @@
-"""Tests of tf_gru4rec.memory: the estimate's parts, and the one-line refusal."""
+"""Tests of tf_gru4rec.system.memory: the estimate's parts, and the one-line refusal."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec import memory
-from tf_gru4rec.memory import MemoryEstimateError, available_bytes, check_fits, data_bytes, training_bytes
-from tf_gru4rec.params import parse_params
+from tf_gru4rec.data import reading
+from tf_gru4rec.system import memory
+from tf_gru4rec.system.memory import (
+    MemoryEstimateError,
+    available_bytes,
+    check_fits,
+    data_bytes,
+    training_bytes,
+)
+from tf_gru4rec.training.params import parse_params
 
 GIB = 2**30
 
@@ -73,23 +80,23 @@ def clicks(tmp_path):
 
 
 def test_train_checks_the_parameters_before_reading_and_the_catalogue_before_building(clicks, monkeypatch, capsys):
-    from tf_gru4rec import data
-    from tf_gru4rec.cli import train_main
+    from tf_gru4rec.cli.train import train_main
+    from tf_gru4rec.data import sessions
 
     def not_now(*args, **kwargs):
         raise AssertionError("called before the memory check")
 
-    monkeypatch.setattr(data.SessionData, "from_frame", not_now)
+    monkeypatch.setattr(sessions.SessionData, "from_frame", not_now)
     monkeypatch.setattr(memory, "available_bytes", lambda: int(1.2 * GIB))
     # The parameters alone (a 2^33-id negative cache, ~136 GiB) cannot fit: refused before reading.
-    monkeypatch.setattr(data, "read_sessions", not_now)
+    monkeypatch.setattr(reading, "read_sessions", not_now)
     assert train_main([clicks, "--params", "n_sample=2048,sample_cache_size=8589934592"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the largest part is the negative cache" in err, err
     # 20,000 items x 4,001 columns x 3 (tables, accumulator, velocity) ~ 0.9 GiB: refused once
     # the file is read, before the sessions are built.
     monkeypatch.undo()
-    monkeypatch.setattr(data.SessionData, "from_frame", not_now)
+    monkeypatch.setattr(sessions.SessionData, "from_frame", not_now)
     monkeypatch.setattr(memory, "available_bytes", lambda: int(1.2 * GIB))
     monkeypatch.setattr(memory, "device_available_bytes", lambda: None)
     assert train_main([clicks, "--params", "layers=4000,momentum=0.5"]) == 1
@@ -131,7 +138,7 @@ def test_a_run_that_cannot_fit_is_refused_in_one_line_naming_the_driver():
 
 
 def test_request_limits_follow_the_catalogue_and_the_budget():
-    from tf_gru4rec.memory import REQUEST_BYTES, request_limits
+    from tf_gru4rec.system.memory import REQUEST_BYTES, request_limits
 
     big = request_limits(1_000_000, 100, 20, 100)  # 1 GiB by default
     assert 50 <= big["max_rows"] <= 100  # not 10,000 rows x 1M items (~40 GB of scores)

@@ -3,11 +3,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from gru4rec_reference import reference_name
 
-from tf_gru4rec.data import SessionData, SessionParallelBatcher, session_parallel_schedule
+from tf_gru4rec.data.batcher import SessionParallelBatcher
+from tf_gru4rec.data.schedule import session_parallel_schedule
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.layers.gru import GRUCell
 from tf_gru4rec.losses import CrossEntropy
-from tf_gru4rec.model import GRU4Rec, GRUCell
+from tf_gru4rec.models.gru4rec import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.serving.recommender import Recommender
 
 
 def small_model(embedding="shared", layers=(8, 6), n_items=15, **kw):
@@ -38,7 +43,7 @@ def test_gru_cell_equations():
 ])
 def test_embedding_modes_and_config_round_trip(embedding, shapes):
     model = small_model(embedding)
-    weights = {w.path.removeprefix("gru4rec/"): tuple(w.shape) for w in model.weights}
+    weights = {reference_name(w.path): tuple(w.shape) for w in model.weights}
     for name, shape in shapes.items():
         assert weights[name] == shape, weights
     assert weights["gru_1/wx"] == (8, 18)
@@ -53,7 +58,7 @@ def test_init_is_per_gate_with_the_spec_bound(embedding):
     [in, 3d] matrix, whose bound would be about 30% smaller here); biases and By zero."""
     n_items, d0, d1 = 300, 64, 48
     model = GRU4Rec(n_items=n_items, layers=[d0, d1], embedding=embedding, batch_size=2, seed=4)
-    w = {v.path.removeprefix("gru4rec/"): v.numpy() for v in model.weights}
+    w = {reference_name(v.path): v.numpy() for v in model.weights}
     layer0_in = {"shared": d1, "none": n_items, 40: 40}[embedding]
     matrices = {"wy": (n_items, d1)}
     if embedding == 40:
@@ -160,7 +165,7 @@ def test_training_touches_only_the_step_rows_of_the_item_tables(embedding):
     batcher = SessionParallelBatcher(data, 3, n_sample=4, block_steps=2, seed=0,
                                      inputs_in_rows=embedding == "shared")
     batch = {k: tf.constant(v[0]) for k, v in next(batcher.blocks()).items() if k != "n_steps"}
-    tables = [model.wy, model.by] + ([model.cells[0].wx] if embedding == "none" else [])
+    tables = [model.item_table.wy, model.item_table.by] + ([model.gru.cells[0].wx] if embedding == "none" else [])
     with tf.GradientTape() as tape:
         scores, _ = model._sampled_scores(batch, model.initial_state(3))
         loss = tf.reduce_sum(scores)
@@ -183,7 +188,7 @@ def test_output_of_state_and_score_items_match_step_and_score_all():
 def test_dropout_only_in_training_and_rate_is_drop_probability():
     model = small_model(dropout_p_hidden=0.75, layers=(2000,), n_items=3)
     u = tf.random.uniform([1, model._noise_width], seed=1)
-    state, h = model._advance(model._embed(tf.constant([0])), model.initial_state(1), u)
+    state, h = model._advance(model.embed(tf.constant([0])), model.initial_state(1), u)
     dropped = float(np.mean(h.numpy() == 0))
     assert 0.70 < dropped < 0.80  # rate 0.75 drops 75%, not keeps 75%
     s1, _ = model.step(tf.constant([0]), model.initial_state(1))
@@ -201,7 +206,7 @@ def test_save_and_load_gives_identical_scores_and_item_map(tmp_path, ids):
     loaded = keras.models.load_model(path)
     np.testing.assert_array_equal(loaded.item_map.ids, ids)
     sessions = [list(ids[[1, 4, 2]]), list(ids[[9]])]
-    a, b = model.recommend(sessions, k=5), loaded.recommend(sessions, k=5)
+    a, b = Recommender(model).recommend(sessions, k=5), Recommender(loaded).recommend(sessions, k=5)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert isinstance(loaded.loss, CrossEntropy) and loaded.loss.logq == 1.0
@@ -211,7 +216,7 @@ def test_save_and_load_gives_identical_scores_and_item_map(tmp_path, ids):
 def test_recommend_maps_ids_skips_unknown_and_excludes_seen():
     ids = np.arange(500, 515)
     model = GRU4Rec(item_ids=ids, layers=[6], batch_size=2, seed=7)
-    (top, scores, report) = model.recommend([[503, 999, 507], [12345], []], k=4)
+    (top, scores, report) = Recommender(model).recommend([[503, 999, 507], [12345], []], k=4)
     assert report["unknown"] == [[999], [12345], []] and report["empty"] == [1, 2]
     state = model.initial_state(1)
     for i in (3, 7):
@@ -220,8 +225,8 @@ def test_recommend_maps_ids_skips_unknown_and_excludes_seen():
     order = np.argsort(-full)[:4]
     np.testing.assert_array_equal(top[0], ids[order])
     np.testing.assert_allclose(scores[0], full[order], rtol=1e-6)
-    np.testing.assert_allclose(scores[1], np.sort(model.by.numpy())[::-1][:4])
-    top_x, _, _ = model.recommend([[503, 507]], k=15, exclude_seen=True)
+    np.testing.assert_allclose(scores[1], np.sort(model.item_table.by.numpy())[::-1][:4])
+    top_x, _, _ = Recommender(model).recommend([[503, 507]], k=15, exclude_seen=True)
     assert 503 not in top_x[0][:13] and 507 not in top_x[0][:13]
 
 
@@ -266,7 +271,7 @@ def test_training_equals_independent_reference(case, embedding, momentum):
     optimizer slot and the carried state where a plain dense re-computation of the spec puts
     them: full score matrix -> target and sample columns, masks, loss / B, dense gradients,
     AdagradM on touched item rows only. Both dropouts on, fed the same noise."""
-    from gru4rec_reference import ReferenceTrainer, weights_of
+    from gru4rec_reference import ReferenceTrainer, reference_name, weights_of
 
     from tf_gru4rec import losses
 
@@ -303,7 +308,7 @@ def test_training_equals_independent_reference(case, embedding, momentum):
         np.testing.assert_allclose(got[name], expected, rtol=1e-4, atol=1e-5, err_msg=name)
     opt = model.optimizer
     for w in model.trainable_weights:
-        name = w.path.removeprefix("gru4rec/")
+        name = reference_name(w.path)
         i = opt._get_variable_index(w)
         np.testing.assert_allclose(opt._accumulators[i].numpy(), reference.acc[name],
                                    rtol=1e-4, atol=1e-5, err_msg=f"{name} accumulator")

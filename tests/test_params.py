@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from tf_gru4rec import params as params_module
 from tf_gru4rec.losses import BPRMax, CrossEntropy
-from tf_gru4rec.params import (
+from tf_gru4rec.training import params as params_module
+from tf_gru4rec.training.params import (
     PARAM_FILE_DIR,
     GRU4RecParams,
     ParamError,
@@ -153,10 +153,11 @@ def test_plain_keras_defaults_are_the_params_defaults():
     import numpy as np
     import pandas as pd
 
-    from tf_gru4rec import distribute
-    from tf_gru4rec.data import SessionData, SessionParallelBatcher
-    from tf_gru4rec.model import GRU4Rec
+    from tf_gru4rec.data.batcher import SessionParallelBatcher
+    from tf_gru4rec.data.sessions import SessionData
+    from tf_gru4rec.models.gru4rec import GRU4Rec
     from tf_gru4rec.optimizers import AdagradM
+    from tf_gru4rec.training import distribute
 
     data = SessionData.from_frame(pd.DataFrame(
         {"SessionId": np.repeat(np.arange(10), 3), "ItemId": np.arange(30) % 7, "Time": np.arange(30)}))

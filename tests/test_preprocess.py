@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.preprocess and the gru4rec_sessions TFDS builder.
+"""Tests of tf_gru4rec.data.preprocess, its command and the gru4rec_sessions TFDS builder.
 
 Every test writes a tiny raw file (or frame) by hand and checks exact rows or
 counts worked out by hand in the comments.
@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_gru4rec import preprocess as pp
+from tf_gru4rec.cli import preprocess as preprocess_cli
+from tf_gru4rec.data import preprocess
 
 T0 = 1396310400.0  # 2014-04-01T00:00:00Z
 HEADER = "SessionId\tItemId\tTime"
@@ -21,7 +22,7 @@ HEADER = "SessionId\tItemId\tTime"
 def frame(rows):
     """rows of (session, item, time) -> canonical frame."""
     s, i, t = zip(*rows, strict=True)
-    return pp._frame(s, i, t)
+    return preprocess._frame(s, i, t)
 
 
 def rows_of(df):
@@ -74,7 +75,7 @@ def test_load_raw_rsc15_parses_iso_time_to_unix_seconds(tmp_path):
     path.write_text(
         "1,2014-04-01T00:00:00.123Z,214536502,0\n1,2014-04-07T10:51:09.277Z,214536500,S\n"
     )
-    df = pp.load_raw_rsc15(str(path))
+    df = preprocess.load_raw_rsc15(str(path))
     assert list(df.columns) == ["SessionId", "ItemId", "Time"]
     assert df.dtypes.tolist() == [np.int64, np.int64, np.float64]
     assert rows_of(df) == [(1, 214536502, 1396310400.123), (1, 214536500, 1396867869.277)]
@@ -83,10 +84,10 @@ def test_load_raw_rsc15_parses_iso_time_to_unix_seconds(tmp_path):
 def test_load_raw_yoochoose_adds_test_file_from_same_folder(tmp_path):
     write_yoochoose(tmp_path / "yoochoose-clicks.dat", [(1, T0, 10)])
     write_yoochoose(tmp_path / "yoochoose-test.dat", [(9, T0 + 5, 11)])
-    df = pp.load_raw_yoochoose(str(tmp_path / "yoochoose-clicks.dat"))
+    df = preprocess.load_raw_yoochoose(str(tmp_path / "yoochoose-clicks.dat"))
     assert rows_of(df) == [(1, 10, T0), (9, 11, T0 + 5)]
     # rsc15 reads the clicks file only.
-    assert rows_of(pp.load_raw_rsc15(str(tmp_path / "yoochoose-clicks.dat"))) == [(1, 10, T0)]
+    assert rows_of(preprocess.load_raw_rsc15(str(tmp_path / "yoochoose-clicks.dat"))) == [(1, 10, T0)]
 
 
 def test_load_raw_diginetica_time_is_first_eventdate_plus_timeframe(tmp_path):
@@ -100,7 +101,7 @@ def test_load_raw_diginetica_time_is_first_eventdate_plus_timeframe(tmp_path):
         "2;5;33043;0;2016-05-09\n"
     )
     day = 1462752000.0  # 2016-05-09T00:00:00Z
-    assert rows_of(pp.load_raw_diginetica(str(path))) == [
+    assert rows_of(preprocess.load_raw_diginetica(str(path))) == [
         (1, 81766, day + 526.309),
         (1, 31331, day + 1031.018),
         (2, 9654, day + 90000.0),
@@ -122,7 +123,7 @@ def test_load_raw_retailrocket_views_only_and_one_hour_gap(tmp_path):
     )
     s = t / 1000
     # Sorted by visitor then time; ids 0.. in that order.
-    assert rows_of(pp.load_raw_retailrocket(str(path))) == [
+    assert rows_of(preprocess.load_raw_retailrocket(str(path))) == [
         (0, 200, s + 0.02),
         (1, 100, s),
         (1, 101, s + 3600),
@@ -153,7 +154,7 @@ def rsc15_filter_rows():
 
 
 def test_filter_rsc15_is_one_pass_in_order():
-    out = pp.filter_rsc15(frame(rsc15_filter_rows()))
+    out = preprocess.filter_rsc15(frame(rsc15_filter_rows()))
     # 1) s10 dropped; 2) item 2 has 4 clicks -> dropped; 3) s11 = [1] and s12 = [3] dropped.
     # Items 1 and 3 now have 4 clicks each but are NOT filtered again.
     assert rows_of(out) == [
@@ -167,14 +168,14 @@ def test_filter_rsc15_is_one_pass_in_order():
         (16, 1, 161.0),
     ]
     # The iterated filter goes on until items 1 and 3 fall below 5 too: nothing is left.
-    assert pp.filter_iterative(frame(rsc15_filter_rows())).empty
+    assert preprocess.filter_iterative(frame(rsc15_filter_rows())).empty
 
 
 def test_filter_rsc15_keeps_duplicates():
     # Three sessions [5, 5]: repeated clicks count, so item 5 has 6 clicks and all stay.
     rows = [(s, 5, float(k)) for s in range(1, 4) for k in range(2)]
-    assert rows_of(pp.filter_rsc15(frame(rows))) == rows
-    assert pp.filter_iterative(frame(rows)).empty  # de-duplicated: one-click sessions
+    assert rows_of(preprocess.filter_rsc15(frame(rows))) == rows
+    assert preprocess.filter_iterative(frame(rows)).empty  # de-duplicated: one-click sessions
 
 
 def test_remove_consecutive_duplicates_sorts_by_session_time_item():
@@ -191,7 +192,7 @@ def test_remove_consecutive_duplicates_sorts_by_session_time_item():
     )
     # s1 sorted by (time, item): 4@1, 4@2, 5@2, 5@3, 4@4 -> duplicates 4@2 and 5@3 go,
     # the return to item 4 at t=4 stays; s2 starts with 4 after s1 ended with 4: kept.
-    assert rows_of(pp.remove_consecutive_duplicates(df)) == [
+    assert rows_of(preprocess.remove_consecutive_duplicates(df)) == [
         (1, 4, 1.0),
         (1, 5, 2.0),
         (1, 4, 4.0),
@@ -217,12 +218,12 @@ def test_filter_iterative_runs_to_a_fixed_point():
     # Round 1: s14 and item 7 go -> s6..s9 become one-click.
     # Round 2: s6..s9 go, item 8 falls to 4 and goes -> s10..s13 become one-click.
     # Round 3: s10..s13 go (items 1, 2 keep 5 clicks). Round 4: no change.
-    out = pp.filter_iterative(df)
+    out = preprocess.filter_iterative(df)
     assert rows_of(out) == [
         (s, item, float(10 * s + k)) for s in range(1, 6) for k, item in enumerate([1, 2])
     ]
     # One round only would still hold s10..s13.
-    assert pp.filter_rsc15(df)["SessionId"].nunique() > 5
+    assert preprocess.filter_rsc15(df)["SessionId"].nunique() > 5
 
 
 # --------------------------------------------------------------- splitting ---
@@ -246,7 +247,7 @@ def test_split_rsc15_last_day_by_session_end_and_train_items_only():
             (5, 2, 160_002.0),  # -> [1, 2]
         ]
     )
-    train, test = pp.split_rsc15(df)
+    train, test = preprocess.split_rsc15(df)
     assert rows_of(train) == [(1, 1, 0.0), (1, 2, 100.0), (2, 2, 100_000.0), (2, 3, boundary - 1)]
     assert rows_of(test) == [
         (3, 3, 100_000.0),
@@ -272,11 +273,11 @@ def test_split_by_window_sessions_starting_in_window():
             (5, 99, 300.0),  # item 99 unseen in train stays in test
         ]
     )
-    train, test = pp.split_by_window(df, 100)  # window [200, 300]
+    train, test = preprocess.split_by_window(df, 100)  # window [200, 300]
     assert rows_of(train) == [(1, 1, 0.0), (1, 2, 10.0), (2, 1, 150.0), (2, 2, 199.0)]
     assert rows_of(test) == [(4, 2, 200.0), (4, 1, 230.0), (5, 1, 260.0), (5, 99, 300.0)]
     # One window earlier: [100, 200).
-    tr, valid = pp.split_by_window(train, 100, end=200.0)
+    tr, valid = preprocess.split_by_window(train, 100, end=200.0)
     assert rows_of(tr) == [(1, 1, 0.0), (1, 2, 10.0)]
     assert rows_of(valid) == [(2, 1, 150.0), (2, 2, 199.0)]
 
@@ -290,7 +291,7 @@ def read_tsv(path):
 
 def test_cli_rsc15_writes_four_files_and_prints_table(rsc15_raw, tmp_path, capsys):
     out = tmp_path / "out"
-    assert pp.main(["rsc15", str(rsc15_raw), str(out)]) == 0
+    assert preprocess_cli.main(["rsc15", str(rsc15_raw), str(out)]) == 0
     # Atomic writes leave exactly the four files, no temporaries.
     assert sorted(os.listdir(out)) == [
         "test.tsv",
@@ -326,7 +327,7 @@ def test_preprocess_accepts_folder_and_overwrites(rsc15_raw, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "test.tsv").write_text("stale\n")
-    splits = pp.preprocess("rsc15", str(rsc15_raw.parent), str(out))
+    splits = preprocess.preprocess("rsc15", str(rsc15_raw.parent), str(out))
     assert {k: len(v) for k, v in splits.items()} == {
         "train_full": 8,
         "test": 4,
@@ -339,10 +340,10 @@ def test_preprocess_accepts_folder_and_overwrites(rsc15_raw, tmp_path):
 
 def test_write_tsv_failure_keeps_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "test.tsv"
-    pp.write_tsv(frame([(1, 2, 3.5)]), str(path))
+    preprocess.write_tsv(frame([(1, 2, 3.5)]), str(path))
     assert path.read_text() == f"{HEADER}\n1\t2\t3.5\n"
     with pytest.raises(KeyError):
-        pp.write_tsv(pd.DataFrame({"x": [1]}), str(path))  # fails after the temp file exists
+        preprocess.write_tsv(pd.DataFrame({"x": [1]}), str(path))  # fails after the temp file exists
     assert os.listdir(tmp_path) == ["test.tsv"]
     assert path.read_text() == f"{HEADER}\n1\t2\t3.5\n"
 
@@ -357,7 +358,7 @@ def test_preprocess_yoochoose_windows_and_dedup(tmp_path):
     write_yoochoose(
         tmp_path / "yoochoose-test.dat", [(6, T0 + 3 * D + H, 2), (6, T0 + 3 * D + H + 60, 1)]
     )
-    splits = pp.preprocess(
+    splits = preprocess.preprocess(
         "yoochoose", str(tmp_path / "yoochoose-clicks.dat"), str(tmp_path / "out")
     )
     # tmax = T0+3d+1h+60 -> test window starts T0+2d+1h+60: sessions 5, 6 start in it.
@@ -385,7 +386,7 @@ def test_preprocess_diginetica_end_to_end(tmp_path):
         lines += [f"{s};;5;0;{date}", f"{s};;6;1500;{date}"]
     path = tmp_path / "train-item-views.csv"
     path.write_text("\n".join(lines) + "\n")
-    splits = pp.preprocess("diginetica", str(path), str(tmp_path / "out"))
+    splits = preprocess.preprocess("diginetica", str(path), str(tmp_path / "out"))
     assert {k: sorted(set(v["SessionId"])) for k, v in splits.items()} == {
         "train_full": [1, 2, 3],
         "test": [4, 5],
@@ -400,7 +401,7 @@ def test_preprocess_diginetica_end_to_end(tmp_path):
 
 def run_main_error(argv):
     with pytest.raises(SystemExit) as e:
-        pp.main(argv)
+        preprocess_cli.main(argv)
     message = e.value.code
     assert isinstance(message, str) and message.startswith("error: ") and "\n" not in message
     return message
@@ -472,7 +473,7 @@ def test_error_empty_result(tmp_path):
 
 def test_error_unknown_dataset(capsys):
     with pytest.raises(SystemExit) as e:
-        pp.main(["movielens", "raw", "out"])
+        preprocess_cli.main(["movielens", "raw", "out"])
     assert e.value.code == 2
     assert "invalid choice: 'movielens'" in capsys.readouterr().err
 
@@ -482,14 +483,13 @@ def test_error_unknown_dataset(capsys):
 
 def test_tfds_builder_matches_preprocess(rsc15_raw, tmp_path):
     import tensorflow_datasets as tfds  # imported here: the other tests don't pay for TF
-
-    from tf_gru4rec.datasets import Gru4recSessions
+    from tf_gru4rec.data.datasets import Gru4recSessions
 
     builder = Gru4recSessions(config="rsc15", data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(rsc15_raw.parent))
     )
-    splits = pp.make_splits("rsc15", str(rsc15_raw))
+    splits = preprocess.make_splits("rsc15", str(rsc15_raw))
     counts = {
         name: builder.info.splits[name].num_examples
         for name in ("train", "test", "train_tr", "train_valid")

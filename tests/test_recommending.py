@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.recommending: the business rules (blocklist, exclude seen, candidate
+"""Tests of tf_gru4rec.serving.rules and Recommender: the business rules (blocklist, exclude seen, candidate
 restriction, padding) through `GRU4Rec.recommend` and through the exported `stateful`,
 `stateful_rules`, `step`, `step_rules` and `set_blocklist` signatures.
 
@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_gru4rec import export, recommending
-from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.models.gru4rec import GRU4Rec
+from tf_gru4rec.serving import export as export_module
+from tf_gru4rec.serving import rules
+from tf_gru4rec.serving.recommender import Recommender
 
 IDS = 1000 + 7 * np.arange(30)
 UNKNOWN = 5
@@ -23,7 +25,7 @@ PAD = -1
 
 def tiny_model(ids=IDS):
     model = GRU4Rec(item_ids=ids, layers=[H], batch_size=2, seed=3)
-    model.by.assign(np.random.default_rng(0).normal(size=len(ids)).astype(np.float32))
+    model.item_table.by.assign(np.random.default_rng(0).normal(size=len(ids)).astype(np.float32))
     return model
 
 
@@ -40,12 +42,9 @@ def blocked(model):
 
 @pytest.fixture(scope="module")
 def exported(model, blocked, tmp_path_factory):
-    """Exported with an initial blocklist; the model's own blocklist is cleared afterwards."""
-    model.set_blocklist(blocked)
-    path = export.export_model(model, tmp_path_factory.mktemp("rules") / "gru4rec", k=K,
-                               max_seen=MAX_SEEN)
-    model.set_blocklist([])
-    return path
+    """Exported with an initial blocklist."""
+    return export_module.export_model(model, tmp_path_factory.mktemp("rules") / "gru4rec",
+                                      blocklist=blocked, k=K, max_seen=MAX_SEEN)
 
 
 @pytest.fixture()
@@ -89,10 +88,10 @@ def assert_matches(model, cases, item_ids, scores):
 def test_top_k_allowed_keeps_scores_and_pads():
     scores = tf.constant([[0.5, 3.0, -1.0, 2.0], [1.0, 0.0, 4.0, -2.0]])
     allowed = tf.constant([[True, False, True, True], [False, False, True, False]])
-    index, top = recommending.top_k_allowed(scores, allowed, 3)
+    index, top = rules.top_k_allowed(scores, allowed, 3)
     np.testing.assert_array_equal(index, [[3, 0, 2], [2, -1, -1]])
     np.testing.assert_array_equal(top, [[2.0, 0.5, -1.0], [4.0, -np.inf, -np.inf]])
-    mask = recommending.allowed_items(tf.constant([True, True, False, True]),
+    mask = rules.allowed_items(tf.constant([True, True, False, True]),
                                       seen=tf.constant([[0, -1], [3, 3]]),
                                       candidates=tf.constant([[1, 2], [-1, -1]]),
                                       restrict=tf.constant([False, True]))
@@ -109,38 +108,36 @@ def clicks_in_their_own_top(model, n, length):
 def test_recommend_excludes_seen(model):
     sessions = [*clicks_in_their_own_top(model, 2, 3), [IDS[0], UNKNOWN], []]
     assert len(sessions) == 4
-    ids, scores, report = model.recommend(sessions, k=K, exclude_seen=True)
+    ids, scores, report = Recommender(model).recommend(sessions, k=K, exclude_seen=True)
     assert_matches(model, [{"clicks": s, "seen": s} for s in sessions], ids, scores)
     assert report["unknown"] == [[], [], [UNKNOWN], []] and report["padded"] == [0] * 4
 
 
-def test_recommend_blocklist_of_model_and_of_call(model):
+def test_recommend_blocklist_of_recommender_and_of_call(model):
     sessions = [list(IDS[[1, 2]]), [IDS[5]]]
     top = reference(model, sessions[0])[0]
-    try:
-        assert model.set_blocklist([top[0], UNKNOWN, top[0], top[3]]) == {"blocked": 2, "unknown": [UNKNOWN]}
-        np.testing.assert_array_equal(model.blocklist, sorted(top[[0, 3]]))
-        ids, scores, report = model.recommend(sessions, k=K, blocklist=[top[1], 77])
-        blocked = top[[0, 1, 3]]
-        assert_matches(model, [{"clicks": s, "blocked": blocked} for s in sessions], ids, scores)
-        assert report["unknown_blocklist"] == [77]
-        # Replacing the blocklist unblocks the old items; the call's blocklist was for one call.
-        model.set_blocklist([top[2]])
-        ids, scores, _ = model.recommend(sessions, k=K)
-        assert_matches(model, [{"clicks": s, "blocked": [top[2]]} for s in sessions], ids, scores)
-        assert ids[0][0] == top[0]
-    finally:
-        model.set_blocklist([])
+    recommender = Recommender(model)
+    assert recommender.set_blocklist([top[0], UNKNOWN, top[0], top[3]]) == {"blocked": 2, "unknown": [UNKNOWN]}
+    np.testing.assert_array_equal(recommender.blocklist, sorted(top[[0, 3]]))
+    ids, scores, report = Recommender(recommender).recommend(sessions, k=K, blocklist=[top[1], 77])
+    blocked = top[[0, 1, 3]]
+    assert_matches(model, [{"clicks": s, "blocked": blocked} for s in sessions], ids, scores)
+    assert report["unknown_blocklist"] == [77]
+    # Replacing the blocklist unblocks the old items; the call's blocklist was for one call.
+    recommender.set_blocklist([top[2]])
+    ids, scores, _ = Recommender(recommender).recommend(sessions, k=K)
+    assert_matches(model, [{"clicks": s, "blocked": [top[2]]} for s in sessions], ids, scores)
+    assert ids[0][0] == top[0]
 
 
 def test_recommend_candidates_shared_or_per_session_keep_full_scores(model):
     sessions = [list(IDS[[1, 4]]), [IDS[8]], [IDS[2]]]
     shared = [IDS[20], UNKNOWN, IDS[3], IDS[1], IDS[27]]
-    ids, scores, report = model.recommend(sessions, k=3, candidates=shared)
+    ids, scores, report = Recommender(model).recommend(sessions, k=3, candidates=shared)
     assert_matches(model, [{"clicks": s, "k": 3, "candidates": shared} for s in sessions], ids, scores)
     assert report["unknown_candidates"] == [[UNKNOWN]] * 3
     per_session = [list(IDS[[5, 6, 7, 8]]), None, [IDS[9], 123]]
-    ids, scores, report = model.recommend(sessions, k=K, candidates=per_session)
+    ids, scores, report = Recommender(model).recommend(sessions, k=K, candidates=per_session)
     assert_matches(model, [{"clicks": s, "candidates": c} for s, c in zip(sessions, per_session)],
                    ids, scores)
     assert report["unknown_candidates"] == [[], [], [123]] and report["padded"] == [2, 0, 5]
@@ -148,19 +145,15 @@ def test_recommend_candidates_shared_or_per_session_keep_full_scores(model):
     full = full_scores(model, sessions[0])
     np.testing.assert_allclose(scores[0, :4], np.sort(full[[5, 6, 7, 8]])[::-1], atol=1e-6)
     with pytest.raises(ValueError, match="one list .* per session"):
-        model.recommend(sessions, candidates=[[IDS[1]], [IDS[2]]])
+        Recommender(model).recommend(sessions, candidates=[[IDS[1]], [IDS[2]]])
     with pytest.raises(ValueError, match="mixes ids and lists"):
-        model.recommend(sessions, candidates=[IDS[1], [IDS[2]], None])
+        Recommender(model).recommend(sessions, candidates=[IDS[1], [IDS[2]], None])
 
 
 def test_recommend_all_rules_together_pad_with_the_sentinel(model):
     clicks = list(IDS[[1, 2, 3]])
-    try:
-        model.set_blocklist([IDS[4]])
-        ids, scores, report = model.recommend([clicks], k=K, exclude_seen=True,
-                                              candidates=list(IDS[[1, 2, 4, 5, 6]]))
-    finally:
-        model.set_blocklist([])
+    ids, scores, report = Recommender(model, blocklist=[IDS[4]]).recommend(
+        [clicks], k=K, exclude_seen=True, candidates=list(IDS[[1, 2, 4, 5, 6]]))
     np.testing.assert_array_equal(ids[0, 2:], [PAD] * 4)
     assert np.isneginf(scores[0, 2:]).all() and report["padded"] == [4]
     assert_matches(model, [{"clicks": clicks, "seen": clicks, "blocked": [IDS[4]],
@@ -170,10 +163,10 @@ def test_recommend_all_rules_together_pad_with_the_sentinel(model):
 def test_string_ids_pad_with_empty_string_in_recommend_and_export(tmp_path):
     ids = np.array([f"i{j}" for j in range(10)])
     model = tiny_model(ids)
-    top, scores, _ = model.recommend([["i1"]], k=4, candidates=["i2", "i3", "nope"])
+    top, scores, _ = Recommender(model).recommend([["i1"]], k=4, candidates=["i2", "i3", "nope"])
     assert top[0, 2:].tolist() == ["", ""] and np.isneginf(scores[0, 2:]).all()
     assert set(top[0, :2]) == {"i2", "i3"}
-    loaded = tf.saved_model.load(export.export_model(model, tmp_path / "m", k=4))
+    loaded = tf.saved_model.load(export_module.export_model(model, tmp_path / "m", k=4))
     out = loaded.signatures["step_rules"](
         item_id=tf.constant(["i1"]), state=tf.zeros([1, H]), exclude_seen=tf.constant([False]),
         seen_ids=tf.constant([[""]]), candidate_ids=tf.constant([["i2", "nope", "", "i3"]]),
@@ -220,8 +213,8 @@ def set_blocklist(loaded, ids):
 
 
 def test_export_checks_the_pad_id_is_no_item(tmp_path):
-    with pytest.raises(export.ExportError, match="pad id"):
-        export.export_model(tiny_model(np.arange(-1, 9)), tmp_path / "m", k=2)
+    with pytest.raises(export_module.ExportError, match="pad id"):
+        export_module.export_model(tiny_model(np.arange(-1, 9)), tmp_path / "m", k=2)
 
 
 def test_stateful_rules_exclude_the_sessions_last_clicks(served, model, blocked):
@@ -326,4 +319,4 @@ def test_mismatched_rule_inputs_fail_with_a_clear_invalid_argument(served):
 @pytest.mark.parametrize("k", [0, -3, 2.5, True])
 def test_recommend_refuses_a_k_that_is_no_positive_int(model, k):
     with pytest.raises(ValueError, match=rf"^`k` should be a positive int\. Received: k={k}$"):
-        model.recommend([[IDS[0]]], k=k)
+        Recommender(model).recommend([[IDS[0]]], k=k)

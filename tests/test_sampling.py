@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_gru4rec.sampling import NegativeSampler, alias_table, sampling_distribution
+from tf_gru4rec.data.sampling import NegativeSampler, alias_table, sampling_distribution
 
 
 def chi2_upper(df, z=3.719):

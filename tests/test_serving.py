@@ -17,10 +17,12 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tf_gru4rec import export, training
+from tf_gru4rec.cli.client import main as client_main
+from tf_gru4rec.data.synthetic import synthetic_sessions
 from tf_gru4rec.serving import GRU4RecClient, start_local_server
-from tf_gru4rec.serving.client import main as client_main
-from tf_gru4rec.synthetic import synthetic_sessions
+from tf_gru4rec.serving import export as export_module
+from tf_gru4rec.serving.recommender import Recommender
+from tf_gru4rec.training import model_dir, trainer
 
 PARAMS = "layers=16,batch_size=8,n_sample=16,n_epochs=1,seed=1,block_steps=10"
 K, H = 5, 16
@@ -29,27 +31,27 @@ UNKNOWN = 5  # synthetic item ids are 1000 + 7 * i
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    trained = training.train(synthetic_sessions(n_sessions=300, n_items=60, seed=0), PARAMS, verbose=0)
-    path = training.save_model_dir(trained.model, tmp_path_factory.mktemp("model") / "gru4rec")
-    return training.load_model_dir(path)[0]
+    trained = trainer.train(synthetic_sessions(n_sessions=300, n_items=60, seed=0), PARAMS, verbose=0)
+    path = model_dir.save_model_dir(trained.model, tmp_path_factory.mktemp("model") / "gru4rec")
+    return model_dir.load_model_dir(path)[0]
 
 
 @pytest.fixture(scope="module")
 def base(model, tmp_path_factory):
     """Base path holding version 1 (capacity 1000)."""
     base = tmp_path_factory.mktemp("export") / "gru4rec"
-    export.export_model(model, base, k=K, capacity=1000)
+    export_module.export_model(model, base, k=K, capacity=1000)
     return base
 
 
 @pytest.fixture(scope="module")
 def small_export(model, tmp_path_factory):
-    return export.export_model(model, tmp_path_factory.mktemp("small") / "gru4rec", k=K, capacity=4)
+    return export_module.export_model(model, tmp_path_factory.mktemp("small") / "gru4rec", k=K, capacity=4)
 
 
 @pytest.fixture(scope="module")
 def limited_export(model, tmp_path_factory):
-    return export.export_model(model, tmp_path_factory.mktemp("limited") / "gru4rec", k=K,
+    return export_module.export_model(model, tmp_path_factory.mktemp("limited") / "gru4rec", k=K,
                                max_rows=30, max_session_id_bytes=16)
 
 
@@ -85,7 +87,7 @@ def end(loaded, session_ids):
 
 def assert_recommends(model, prefixes, item_ids, scores):
     """Served (item_ids, scores) [n, k] equal offline top-k of each prefix run alone."""
-    ref_ids, ref_scores, _ = model.recommend(prefixes, k=np.shape(item_ids)[1])
+    ref_ids, ref_scores, _ = Recommender(model).recommend(prefixes, k=np.shape(item_ids)[1])
     np.testing.assert_array_equal(np.asarray(item_ids), ref_ids)
     np.testing.assert_allclose(np.asarray(scores), ref_scores, atol=1e-5)
 
@@ -259,7 +261,7 @@ def test_concurrent_requests_keep_the_bound_and_each_session_its_own_state(small
     sizes = table_sizes(served)
     assert max(sizes) <= capacity and len(set(sizes)) == 1, sizes
     assert int(served.n_sessions()) <= capacity
-    ref_ids, ref_scores, _ = model.recommend([p for p, _, _ in rows], k=K, exclude_seen=True)
+    ref_ids, ref_scores, _ = Recommender(model).recommend([p for p, _, _ in rows], k=K, exclude_seen=True)
     np.testing.assert_array_equal(np.array([i for _, i, _ in rows]), ref_ids)
     np.testing.assert_allclose(np.array([s for _, _, s in rows]), ref_scores, atol=1e-5)
 
@@ -280,7 +282,7 @@ def test_new_session_flags_rows_that_start_from_zero(small_export, model):
 
 
 def test_occurrence_rank_is_exact_and_linear_in_memory():
-    from tf_gru4rec.export import occurrence_rank
+    from tf_gru4rec.serving.export import occurrence_rank
 
     keys = np.random.default_rng(0).integers(0, 50, size=400).astype(str)
     seen = {}
@@ -377,7 +379,7 @@ def test_client_command_line_prints_recommendations(server, model):
          "--session", "cli-1", "--items", f"{a},{UNKNOWN},{b}", "--k", "3", "--end-session"],
         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    ref_ids, ref_scores, _ = model.recommend([[a], [a], [a, b]], k=3)
+    ref_ids, ref_scores, _ = Recommender(model).recommend([[a], [a], [a, b]], k=3)
 
     def line(item, row, flag=""):
         recs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(ref_ids[row], ref_scores[row]))
@@ -394,19 +396,19 @@ def test_client_business_rules_and_a_blocklist_per_server_process(server, base, 
     stateful_rules and step_rules and equal the offline recommend."""
     own, port = start_local_server(base, port=0)  # a second server process of the same version
     a, b = model.item_map.ids[:2].tolist()
-    top = model.recommend([[a]], k=K)[0][0].tolist()
+    top = Recommender(model).recommend([[a]], k=K)[0][0].tolist()
     candidates = [top[1], top[3], UNKNOWN, a, b]
     try:
         with GRU4RecClient(f"127.0.0.1:{port}") as client, GRU4RecClient(server) as other:
             assert client.set_blocklist([top[0], UNKNOWN, top[0]]) == {"blocked": 1, "unknown": [UNKNOWN]}
             ids, scores = client.next_items("r2", a)
-            ref = model.recommend([[a]], k=K, blocklist=[top[0]])
+            ref = Recommender(model).recommend([[a]], k=K, blocklist=[top[0]])
             np.testing.assert_array_equal(ids, ref[0][0])
             np.testing.assert_allclose(scores, ref[1][0], atol=1e-5)
             other_ids, other_scores = other.next_items("r2", a)  # the other process: not blocked
             assert_recommends(model, [[a]], [other_ids], [other_scores])
             ids, scores = client.next_items("r2", b, exclude_seen=True, candidates=candidates)
-            ref = model.recommend([[a, b]], k=K, exclude_seen=True, candidates=[candidates],
+            ref = Recommender(model).recommend([[a, b]], k=K, exclude_seen=True, candidates=[candidates],
                                   blocklist=[top[0]])
             np.testing.assert_array_equal(ids, ref[0][0])
             assert (ids[2:] == -1).all()  # at most top[1] and top[3] are left: padding
@@ -428,7 +430,7 @@ def run_client(*args):
 def test_client_command_line_sets_the_blocklist_and_applies_rules(base, model, tmp_path, capsys):
     own, port = start_local_server(base, port=0)  # its own process: the blocklist stays there
     a, b = model.item_map.ids[:2].tolist()
-    top = model.recommend([[a]], k=K)[0][0].tolist()
+    top = Recommender(model).recommend([[a]], k=K)[0][0].tolist()
     (tmp_path / "blocked.txt").write_text(f"{top[0]}\nnope\n{UNKNOWN}\n")
     candidates = [top[0], top[1], top[2], a, UNKNOWN]
     try:
@@ -444,7 +446,7 @@ def test_client_command_line_sets_the_blocklist_and_applies_rules(base, model, t
         assert "No such file" in capsys.readouterr().err
     finally:
         own.stop(grace=None)
-    ref_ids, ref_scores, _ = model.recommend([[a], [a, b]], k=3, exclude_seen=True,
+    ref_ids, ref_scores, _ = Recommender(model).recommend([[a], [a, b]], k=3, exclude_seen=True,
                                              candidates=candidates, blocklist=[top[0]])
     lines = [f"{item} -> " + ", ".join(f"{i} ({s:.4f})" for i, s in zip(ids, scores) if i != -1)
              for item, ids, scores in zip((a, b), ref_ids, ref_scores)]

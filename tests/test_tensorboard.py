@@ -17,7 +17,7 @@ from tf_gru4rec import (
     SessionData,
     parse_params,
 )
-from tf_gru4rec.training import ItemEmbeddingProjector, write_item_embeddings
+from tf_gru4rec.training.callbacks import ItemEmbeddingProjector, write_item_embeddings
 
 PARAMS = "layers=16,batch_size=16,n_sample=16,n_epochs=3,learning_rate=0.1,seed=1,block_steps=50"
 TABLE = "item_embeddings/.ATTRIBUTES/VARIABLE_VALUE"
@@ -107,7 +107,7 @@ def test_projector_files(logged_run):
     assert [(e.tensor_name, e.metadata_path) for e in config.embeddings] == [(TABLE, "metadata.tsv")]
     checkpoint = tf.train.latest_checkpoint(str(run))
     assert checkpoint is not None
-    np.testing.assert_array_equal(tf.train.load_checkpoint(checkpoint).get_tensor(TABLE), model.wy.numpy())
+    np.testing.assert_array_equal(tf.train.load_checkpoint(checkpoint).get_tensor(TABLE), model.item_table.wy.numpy())
 
 
 def test_write_item_embeddings_without_support_and_with_separate_embedding(tmp_path):

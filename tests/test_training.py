@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_gru4rec.data import SessionData
-from tf_gru4rec.evaluation import Accumulator, evaluate
-from tf_gru4rec.training import DivergenceError, load_model_dir, save_model_dir, train
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.evaluation.evaluator import Accumulator, evaluate
+from tf_gru4rec.serving.recommender import Recommender
+from tf_gru4rec.training.callbacks import DivergenceError
+from tf_gru4rec.training.model_dir import load_model_dir, save_model_dir
+from tf_gru4rec.training.trainer import train
 
 SMALL = "layers=16,batch_size=16,n_sample=16,n_epochs=2,learning_rate=0.1,seed=1,block_steps=50"
 
@@ -55,7 +58,7 @@ def test_same_seed_same_run(synthetic_split):
     train_df, _ = synthetic_split
     a = train(train_df, SMALL + ",dropout_p_hidden=0.3", verbose=0)
     b = train(train_df, SMALL + ",dropout_p_hidden=0.3", verbose=0)
-    np.testing.assert_array_equal(a.model.wy.numpy(), b.model.wy.numpy())
+    np.testing.assert_array_equal(a.model.item_table.wy.numpy(), b.model.item_table.wy.numpy())
 
 
 def test_standard_callbacks(synthetic_split, tmp_path):
@@ -67,7 +70,7 @@ def test_standard_callbacks(synthetic_split, tmp_path):
     ])
     assert glob.glob(str(tb / "train" / "events.out.tfevents.*"))
     restored = keras.models.load_model(ckpt)
-    np.testing.assert_array_equal(restored.wy.numpy(), result.model.wy.numpy())
+    np.testing.assert_array_equal(restored.item_table.wy.numpy(), result.model.item_table.wy.numpy())
 
 
 class Crash(keras.callbacks.Callback):
@@ -91,7 +94,7 @@ def test_divergence_stops_training_with_one_line_naming_the_settings(synthetic_s
 
     class Poison(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.model.wy.assign(tf.fill(self.model.wy.shape, np.nan))
+            self.model.item_table.wy.assign(tf.fill(self.model.item_table.wy.shape, np.nan))
 
     with pytest.raises(DivergenceError, match=r"^training diverged: the loss became nan in block 1 "
                                               r"of the epoch; check learning_rate \(0.1\)") as info:
@@ -101,8 +104,8 @@ def test_divergence_stops_training_with_one_line_naming_the_settings(synthetic_s
 
 def test_divergence_callback_in_plain_keras(synthetic_split):
     from tf_gru4rec.optimizers import AdagradM
-    from tf_gru4rec.params import parse_params
-    from tf_gru4rec.training import StopOnDivergence
+    from tf_gru4rec.training.params import parse_params
+    from tf_gru4rec.training.trainer import StopOnDivergence
 
     params = parse_params(SMALL)
     data = SessionData.from_frame(synthetic_split[0])
@@ -114,14 +117,14 @@ def test_divergence_callback_in_plain_keras(synthetic_split):
 
 
 def test_terminate_on_nan_still_works_with_plain_fit(synthetic_split):
-    from tf_gru4rec.params import parse_params
+    from tf_gru4rec.training.params import parse_params
 
     train_df, _ = synthetic_split
     params = parse_params(SMALL)
     data = SessionData.from_frame(train_df)
     model = params.build_model(data.item_map)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
-    model.wy.assign(tf.fill(model.wy.shape, np.nan))
+    model.item_table.wy.assign(tf.fill(model.item_table.wy.shape, np.nan))
     history = model.fit(params.build_batcher(data).dataset(), epochs=3, verbose=0,
                         callbacks=[keras.callbacks.TerminateOnNaN()])
     assert len(history.epoch) == 1 and np.isnan(history.history["loss"][0])
@@ -140,7 +143,7 @@ def test_model_directory_round_trip(synthetic_split, tmp_path):
 
 
 def test_save_refuses_user_folders_and_needs_overwrite(synthetic_split, tmp_path):
-    from tf_gru4rec.training import ModelDirError, check_model_dir
+    from tf_gru4rec.training.model_dir import ModelDirError, check_model_dir
 
     train_df, test_df = synthetic_split
     model = train(train_df, SMALL.replace("n_epochs=2", "n_epochs=1"), verbose=0).model
@@ -157,10 +160,10 @@ def test_save_refuses_user_folders_and_needs_overwrite(synthetic_split, tmp_path
     with pytest.raises(ModelDirError, match="holds a model already; pass overwrite=True"):
         save_model_dir(model, path)
     (tmp_path / "new" / f".model.tmp-{2**22 + 12345}-dead").mkdir()  # a killed save's leftover
-    model.wy.assign(model.wy * 2.0)
+    model.item_table.wy.assign(model.item_table.wy * 2.0)
     save_model_dir(model, path, overwrite=True)
     assert sorted(os.listdir(tmp_path / "new")) == ["model"]
-    np.testing.assert_array_equal(load_model_dir(path)[0].wy.numpy(), model.wy.numpy())
+    np.testing.assert_array_equal(load_model_dir(path)[0].item_table.wy.numpy(), model.item_table.wy.numpy())
     if os.path.isdir("/proc/self"):  # nothing can be created there, not even by root
         with pytest.raises(ModelDirError, match="cannot write in /proc"):
             check_model_dir("/proc/gru4rec/model")
@@ -170,8 +173,8 @@ RESUMABLE = SMALL.replace("n_epochs=2", "n_epochs=3") + ",dropout_p_hidden=0.3,s
 # Trains with a checkpoint folder; the test kills it with SIGKILL after its first checkpoint.
 KILLED_RUN = """
 import sys
-from tf_gru4rec.data import read_sessions
-from tf_gru4rec.training import train
+from tf_gru4rec.data.reading import read_sessions
+from tf_gru4rec.training.trainer import train
 train(read_sessions(sys.argv[1]), sys.argv[2], verbose=0, checkpoint_dir=sys.argv[3])
 """
 
@@ -212,7 +215,7 @@ def test_killed_run_resumes_and_ends_exactly_as_an_uninterrupted_one(synthetic_s
 
 
 def test_checkpoint_of_another_run_is_refused(synthetic_split, tmp_path):
-    from tf_gru4rec.training import CheckpointError
+    from tf_gru4rec.training.checkpoints import CheckpointError
 
     train_df, _ = synthetic_split
     one_epoch = SMALL.replace("n_epochs=2", "n_epochs=1")
@@ -241,7 +244,7 @@ RSC15_PARAMS = ("loss=cross-entropy,layers=100,batch_size=32,dropout_p_embed=0.0
 def test_rsc15_parameters_match_the_official_implementation(shared_data, capsys):
     """Regression guard of the whole algorithm: 10 epochs of the published RSC15 setting on
     yoochoose1_64 land within 2% of the official implementation (about 6 minutes)."""
-    from tf_gru4rec.data import read_sessions
+    from tf_gru4rec.data.reading import read_sessions
 
     folder = shared_data / "yoochoose1_64"
     if not (folder / "train_full.tsv").exists():
@@ -274,7 +277,7 @@ def fresh_python(code, timeout=120):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from tf_gru4rec.synthetic import synthetic_sessions
+    from tf_gru4rec.data.synthetic import synthetic_sessions
 
     path = tmp_path_factory.mktemp("tiny") / "model"
     result = train(synthetic_sessions(n_sessions=200, n_items=30, seed=2),
@@ -286,11 +289,11 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.mark.parametrize("imports", [
     "import tf_gru4rec, keras",  # the package alone, Keras after it
     "import keras, tf_gru4rec",  # Keras first
-    "import tf_gru4rec, tensorflow; from tf_gru4rec.data import ItemMap; import keras",  # Keras inside TF
+    "import tf_gru4rec, tensorflow; from tf_gru4rec.data.item_map import ItemMap; import keras",  # Keras inside TF
 ])
 def test_keras_load_model_works_after_importing_the_package_alone(tiny_model_dir, imports):
     code, out, err = fresh_python(
-        f"{imports}\nimport sys\nassert 'tf_gru4rec.model' not in sys.modules\n"
+        f"{imports}\nimport sys\nassert 'tf_gru4rec.models' not in sys.modules\n"
         f"m = keras.models.load_model({str(tiny_model_dir / 'model.keras')!r})\n"
         "print(type(m).__name__, type(m.optimizer).__name__, type(m.loss).__name__, m.optimizer.momentum)")
     assert code == 0, err[-2000:]
@@ -298,10 +301,10 @@ def test_keras_load_model_works_after_importing_the_package_alone(tiny_model_dir
 
 
 def test_the_package_lists_every_serializable_class():
-    import tf_gru4rec
+    import tf_gru4rec.models  # noqa: F401  (imports every module with Keras classes)
     from keras.src.saving.object_registration import GLOBAL_CUSTOM_OBJECTS
 
-    import tf_gru4rec.params  # noqa: F401  (imports every module with Keras classes)
+    import tf_gru4rec
 
     ours = {name for name in GLOBAL_CUSTOM_OBJECTS if name.startswith("tf_gru4rec>")}
     listed = {f"tf_gru4rec>{name}" for names in tf_gru4rec._SERIALIZABLE.values() for name in names}
@@ -313,7 +316,7 @@ def test_the_package_lists_every_serializable_class():
 
 @pytest.mark.parametrize("size", [0, 3000])
 def test_a_truncated_model_file_is_reported_as_damaged(tiny_model_dir, tmp_path, size):
-    from tf_gru4rec.training import ModelDirError
+    from tf_gru4rec.training.model_dir import ModelDirError
 
     (tmp_path / "model.keras").write_bytes((tiny_model_dir / "model.keras").read_bytes()[:size])
     with pytest.raises(ModelDirError, match=rf"model.keras: damaged, not a complete .keras archive \({size:,} bytes\)"):
@@ -323,7 +326,7 @@ def test_a_truncated_model_file_is_reported_as_damaged(tiny_model_dir, tmp_path,
 def test_a_resumed_run_says_so(tmp_path, capsys):
     import json
 
-    from tf_gru4rec.synthetic import synthetic_sessions
+    from tf_gru4rec.data.synthetic import synthetic_sessions
 
     df = synthetic_sessions(n_sessions=100, n_items=20, seed=3)
     params = "layers=8,batch_size=8,n_sample=4,n_epochs=2,seed=1"
@@ -367,6 +370,6 @@ def test_models_saved_by_an_earlier_release_load_and_score_identically(expected_
         model, params = load_model_dir(expected_file.parent / name)
         stored = json.loads((expected_file.parent / name / "params.json").read_text())["params"]
         assert params.to_string() == stored, name  # every saved name still read, none renamed
-        ids, scores, _ = model.recommend(want["sessions"], k=model.n_items)
+        ids, scores, _ = Recommender(model).recommend(want["sessions"], k=model.n_items)
         assert ids.tolist() == want["item_ids"], name
         np.testing.assert_allclose(scores, want["scores"], rtol=0, atol=1e-6, err_msg=name)

@@ -1,4 +1,4 @@
-"""Tests of tf_gru4rec.tune: a tiny resumable Optuna study and the search-space checks."""
+"""Tests of tf_gru4rec.training.tune and its command: a tiny resumable Optuna study and the search-space checks."""
 
 import json
 import sys
@@ -6,9 +6,10 @@ import sys
 import optuna
 import pytest
 
-from tf_gru4rec import tune
-from tf_gru4rec.params import ParamError, parse_params
-from tf_gru4rec.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.cli import tune as tune_cli
+from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
+from tf_gru4rec.training import tune
+from tf_gru4rec.training.params import ParamError, parse_params
 
 SPACE = {
     "learning_rate": {"type": "float", "low": 0.02, "high": 0.2, "log": True},
@@ -35,13 +36,13 @@ def tune_argv(root, trials, metric="mrr"):
 
 
 def test_study_runs_resumes_and_prints_best_params(files, capsys):
-    assert tune.main(tune_argv(files, 2)) == 0
+    assert tune_cli.main(tune_argv(files, 2)) == 0
     first = capsys.readouterr().out.strip().splitlines()[-1]
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{files / 'study.db'}")
     assert len(study.trials) == 2 and all(t.value is not None for t in study.trials)
     assert all(0.0 < t.value <= 1.0 for t in study.trials)
 
-    assert tune.main(tune_argv(files, 1)) == 0  # resumes: one more trial in the same study
+    assert tune_cli.main(tune_argv(files, 1)) == 0  # resumes: one more trial in the same study
     best_line = capsys.readouterr().out.strip().splitlines()[-1]
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{files / 'study.db'}")
     assert len(study.trials) == 3
@@ -75,24 +76,24 @@ def test_bad_space_is_a_param_error(tmp_path, space, message):
 def test_cli_errors_are_one_line(files, tmp_path, capsys, monkeypatch):
     argv = tune_argv(files, 1)
     argv[argv.index("--params") + 1] = FIXED + ",learning_rate=0.1"
-    assert tune.main(argv) == 2  # bad settings: a usage error
+    assert tune_cli.main(argv) == 2  # bad settings: a usage error
     err = capsys.readouterr().err
     assert err.strip() == "tf_gru4rec.tune: error: parameter(s) both fixed and searched: learning_rate"
 
     argv = tune_argv(files, 1)
     argv[argv.index("--space") + 1] = str(tmp_path / "no_space.json")
-    assert tune.main(argv) == 2
+    assert tune_cli.main(argv) == 2
     assert capsys.readouterr().err.strip() == (
         f"tf_gru4rec.tune: error: {tmp_path / 'no_space.json'}: cannot read the search space "
         "(No such file or directory)")
 
     argv = tune_argv(files, 1)
     argv[1] = str(tmp_path / "no_valid.tsv")  # bad input: exit 1
-    assert tune.main(argv) == 1
+    assert tune_cli.main(argv) == 1
     assert capsys.readouterr().err.strip() == (
         f"tf_gru4rec.tune: error: {tmp_path / 'no_valid.tsv'}: no such file")
 
     monkeypatch.setitem(sys.modules, "optuna", None)  # as if the extra were not installed
-    assert tune.main(tune_argv(files, 1)) == 1
+    assert tune_cli.main(tune_argv(files, 1)) == 1
     assert capsys.readouterr().err.strip() == (
         "tf_gru4rec.tune: error: Optuna is not installed: pip install 'tf_gru4rec[tune]'")

@@ -1,4 +1,4 @@
-"""Tests of `tf_gru4rec.warm_start` (train(..., init_from=...), train --init-from).
+"""Tests of `tf_gru4rec.training.warm_start` (train(..., init_from=...), train --init-from).
 
 Old data: the first half of some synthetic sessions, without the items NEW; new data: the
 second half, with NEW and without ABSENT. Tiny models (8 units, one epoch), seeded.
@@ -14,13 +14,21 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from tf_gru4rec.cli import train_main
-from tf_gru4rec.data import DataError, ItemMap, SessionData
-from tf_gru4rec.params import parse_params
-from tf_gru4rec.synthetic import synthetic_sessions
-from tf_gru4rec.training import load_model_dir, train
-from tf_gru4rec.warm_start import (ArchitectureError, WarmStart, grown_item_map, item_tables,
-                                   reindex)
+from tf_gru4rec.cli.train import train_main
+from tf_gru4rec.data.item_map import ItemMap
+from tf_gru4rec.data.reading import DataError
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.data.synthetic import synthetic_sessions
+from tf_gru4rec.training.model_dir import load_model_dir
+from tf_gru4rec.training.params import parse_params
+from tf_gru4rec.training.trainer import train
+from tf_gru4rec.training.warm_start import (
+    ArchitectureError,
+    WarmStart,
+    grown_item_map,
+    item_tables,
+    reindex,
+)
 
 TINY = "layers=8,batch_size=8,n_sample=8,learning_rate=0.1,momentum=0.3,n_epochs=1,seed=3,block_steps=20"
 NEW = [1000 + 7 * i for i in range(50, 60)]
@@ -140,7 +148,7 @@ def check_warm_state(old, warm, weights, slots, scores, params):
         np.testing.assert_array_equal(before[:n_old], old_w)
         np.testing.assert_array_equal(before[n_old:], numpy(v)[n_old:])
         if before.ndim == 2:  # Wy, E, one-hot Wx: uniform +-sqrt(6 / (N + width of a gate))
-            bound = np.sqrt(6.0 / (warm.n_items + before.shape[1] // (3 if v is fresh.cells[0].wx else 1)))
+            bound = np.sqrt(6.0 / (warm.n_items + before.shape[1] // (3 if v is fresh.gru.cells[0].wx else 1)))
             assert 0.5 * bound < np.abs(before[n_old:]).max() <= bound
         else:  # By
             assert not before[n_old:].any()
@@ -186,7 +194,7 @@ def test_reset_optimizer_state_and_drop_absent(frames):
     kept = [i for i in old.item_map.ids if i != ABSENT]
     np.testing.assert_array_equal(warm.item_map.ids[: len(kept)], kept)  # indices after ABSENT shift
     assert ABSENT not in set(warm.item_map.ids) and warm.n_items == old.n_items - 1 + len(NEW)
-    np.testing.assert_array_equal(numpy(warm.wy)[: len(kept)], numpy(old.wy)[old.item_map.lookup(kept)])
+    np.testing.assert_array_equal(numpy(warm.item_table.wy)[: len(kept)], numpy(old.item_table.wy)[old.item_map.lookup(kept)])
 
 
 def test_architecture_mismatch_is_one_line_naming_the_difference(frames):
@@ -208,9 +216,9 @@ def test_architecture_mismatch_is_one_line_naming_the_difference(frames):
     no_momentum = trained_like(parse_params("layers=8,batch_size=8,n_sample=8"), old.item_map.ids)
     changed = parse_params("layers=8,batch_size=4,n_sample=4,learning_rate=0.02,momentum=0.5,loss=bpr-max")
     warm = warm_started(no_momentum, new_df, changed)
-    assert warm.n_items == old.n_items + len(NEW) and not numpy(warm.optimizer.slots(warm.wy)["velocity"]).any()
-    np.testing.assert_array_equal(numpy(warm.optimizer.slots(warm.wy)["accumulator"])[: old.n_items],
-                                  numpy(no_momentum.optimizer.slots(no_momentum.wy)["accumulator"]))
+    assert warm.n_items == old.n_items + len(NEW) and not numpy(warm.optimizer.slots(warm.item_table.wy)["velocity"]).any()
+    np.testing.assert_array_equal(numpy(warm.optimizer.slots(warm.item_table.wy)["accumulator"])[: old.n_items],
+                                  numpy(no_momentum.optimizer.slots(no_momentum.item_table.wy)["accumulator"]))
 
 
 def run_cli(argv):
@@ -251,9 +259,9 @@ def test_cli_init_from_round_trip(frames, tmp_path):
 
 def test_parsers_offer_the_optimizer_states():
     """The choices are repeated in the parsers so that building them imports no TensorFlow."""
-    from tf_gru4rec.cli import train_parser
-    from tf_gru4rec.daily import daily_parser
-    from tf_gru4rec.warm_start import OPTIMIZER_STATES
+    from tf_gru4rec.cli.daily import daily_parser
+    from tf_gru4rec.cli.train import train_parser
+    from tf_gru4rec.training.warm_start import OPTIMIZER_STATES
 
     for parser in (train_parser(), daily_parser()):
         action = next(a for a in parser._actions if a.dest == "warm_optimizer")
@@ -264,8 +272,8 @@ def test_parsers_offer_the_optimizer_states():
 def test_a_model_sharing_no_item_with_the_new_data_is_warned_about(frames, tmp_path):
     import warnings
 
-    from tf_gru4rec.training import save_model_dir
-    from tf_gru4rec.warm_start import NoSharedItemsWarning
+    from tf_gru4rec.training.model_dir import save_model_dir
+    from tf_gru4rec.training.warm_start import NoSharedItemsWarning
 
     old_df, new_df = frames
     params = parse_params(TINY)

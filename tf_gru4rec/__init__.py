@@ -1,16 +1,29 @@
 """tf_gru4rec: GRU4Rec session-based recommendations in TensorFlow/Keras.
 
-The package reads as the algorithm: `data` (rows -> item map -> session-parallel blocks)
--> `sampling` (extra negatives) -> `model` (GRU4Rec) -> `losses` -> `optimizers` (AdagradM)
--> `training` (Keras fit glue) -> `evaluation` (Recall@k / MRR@k) -> `baselines`
--> `recommending` (business rules: blocklist, exclude seen, candidates)
--> `export` (SavedModel for TF Serving) -> `serving` (gRPC client, local test server).
-Command lines: `train`, `evaluate`, `preprocess`, `tune`, `export`, `serving.client`.
+The package's folders are the pipeline's stages, in order; each imports only earlier ones
+(`tests/test_layout.py` checks it):
 
-The names below are imported on first use, so `python -m tf_gru4rec.preprocess` and other
-commands that need no TensorFlow do not pay for importing it. Yet `import tf_gru4rec` is
-enough for `keras.models.load_model("model.keras")`: Keras' registry gets stand-ins of the
-package's serializable classes as soon as Keras is imported (see `_SERIALIZABLE`).
+    system/      files written atomically, memory estimates, log lines
+    data/        rows -> item map -> sessions -> session-parallel schedule -> blocks (+ negatives)
+    layers/      the network's Keras layers: item table, item embedding, GRU cell and stack
+    losses/      cross-entropy, BPR-max, TOP1-max, BPR, TOP1 on one base
+    optimizers/  AdagradM (row-sparse Adagrad with momentum)
+    tasks/       the objective of one training step
+    models/      GRU4Rec: the layers composed, the K-step training loop
+    evaluation/  protocols, metrics, the evaluator, baselines
+    training/    parameters, `train()`, callbacks, checkpoints, model directories, warm start,
+                 tf.distribute, day-by-day retraining, Optuna search
+    serving/     business rules, `Recommender`, SavedModel export, gRPC client, local server
+    cli/         the command lines; nothing in the library imports it
+
+Commands: `python -m tf_gru4rec.train|evaluate|export|daily|tune|preprocess` (the top-level
+modules of those names are only their entry points) and `python -m
+tf_gru4rec.serving.client|local_server`.
+
+The names below are imported on first use, so commands that need no TensorFlow do not pay
+for importing it. Yet `import tf_gru4rec` is enough for `keras.models.load_model("model.keras")`:
+Keras' registry gets stand-ins of the package's serializable classes as soon as Keras is
+imported (see `_SERIALIZABLE`).
 """
 
 import importlib
@@ -22,13 +35,19 @@ import sys
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "data": ["Columns", "DataError", "ItemMap", "SessionData", "SessionParallelBatcher", "read_sessions"],
-    "evaluation": ["EvaluationCallback", "Evaluator", "evaluate"],
+    "data.reading": ["Columns", "DataError", "read_sessions"],
+    "data.item_map": ["ItemMap"],
+    "data.sessions": ["SessionData"],
+    "data.batcher": ["SessionParallelBatcher"],
+    "evaluation.evaluator": ["EvaluationCallback", "Evaluator", "evaluate"],
     "losses": ["BPR", "BPRMax", "CrossEntropy", "GRU4RecLoss", "TOP1", "TOP1Max"],
-    "model": ["GRU4Rec"],
+    "models": ["GRU4Rec"],
     "optimizers": ["AdagradM"],
-    "params": ["GRU4RecParams", "ParamError", "parse_params"],
-    "training": ["EventsPerSecond", "TrainResult", "load_model_dir", "save_model_dir", "train"],
+    "training.params": ["GRU4RecParams", "ParamError", "parse_params"],
+    "training.callbacks": ["EventsPerSecond"],
+    "training.trainer": ["TrainResult", "train"],
+    "training.model_dir": ["load_model_dir", "save_model_dir"],
+    "serving.recommender": ["Recommender"],
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -38,9 +57,12 @@ __all__ = sorted(_MODULE_OF)
 #: Keras-serializable classes per module, as registered ("tf_gru4rec>NAME"); tests/test_training.py
 #: checks it against Keras' registry.
 _SERIALIZABLE = {
-    "losses": ["BPR", "BPRMax", "CrossEntropy", "TOP1", "TOP1Max"],
-    "model": ["GRU4Rec", "GRUCell"],
-    "optimizers": ["AdagradM"],
+    "layers.gru": ["GRUCell", "GRUStack"],
+    "layers.item_table": ["ItemEmbedding", "ItemTable"],
+    "losses.ranking": ["BPR", "BPRMax", "CrossEntropy", "TOP1", "TOP1Max"],
+    "models.gru4rec": ["GRU4Rec"],
+    "optimizers.adagradm": ["AdagradM"],
+    "tasks.next_item": ["NextItemTask"],
 }
 
 
@@ -60,7 +82,7 @@ def _register_stand_ins() -> None:
     # a stand-in defers our modules' import (and TensorFlow's) to that moment. Not imported
     # here: Keras may be loading inside `import tensorflow`, inside one of our modules.
     registration = sys.modules.get("keras.src.saving.object_registration")
-    if registration is None:  # another Keras layout: loading then needs `import tf_gru4rec.model`
+    if registration is None:  # another Keras layout: loading then needs `import tf_gru4rec.models`
         return
     for module, names in _SERIALIZABLE.items():
         for name in names:

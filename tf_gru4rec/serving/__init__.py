@@ -1,4 +1,5 @@
-"""Serving an exported GRU4Rec: a gRPC client for TF Serving, and a local stand-in server.
+"""Stage 9, serving: recommending under business rules (`rules`, `Recommender`), the SavedModel
+export for TF Serving (`export`, `session_store`), a gRPC client and a local stand-in server.
 
 - `GRU4RecClient` (`client.py`): session API on TF Serving's PredictionService
   (`python -m tf_gru4rec.serving.client`).
@@ -8,12 +9,14 @@
 """
 
 _EXPORTS = {
+    "Recommender": "tf_gru4rec.serving.recommender",
+    "export_model": "tf_gru4rec.serving.export",
     "GRU4RecClient": "tf_gru4rec.serving.client",
     "LocalPredictionService": "tf_gru4rec.serving.local_server",
     "start_local_server": "tf_gru4rec.serving.local_server",
 }
 
-__all__ = ["GRU4RecClient", "LocalPredictionService", "start_local_server"]
+__all__ = ["GRU4RecClient", "LocalPredictionService", "Recommender", "export_model", "start_local_server"]
 
 
 def __getattr__(name):

@@ -28,57 +28,10 @@ import importlib.util
 import sys
 import types
 
-from tf_gru4rec.cli import ArgumentParser, UsageError, add_output_options, read_id_list
+if __name__ == "__main__":  # the command line, whose arguments are checked before gRPC loads
+    from tf_gru4rec.cli.client import main
 
-
-class ClientParser(ArgumentParser):
-    """Also checks which options go together, so a bad combination answers before gRPC and
-    the protos load."""
-
-    def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
-        if parsed.items is None and not parsed.end_session and parsed.set_blocklist is None:
-            self.error("give --session with --items and/or --end-session, or --set-blocklist")
-        for given, option in ((parsed.items is not None, "--items"), (parsed.end_session, "--end-session")):
-            if given and parsed.session is None:
-                self.error(f"{option} needs --session")
-        return parsed
-
-
-def build_parser() -> ArgumentParser:
-    parser = ClientParser(
-        prog="python -m tf_gru4rec.serving.client",
-        description="Sends a session's clicks; prints the recommendations after each click.",
-    )
-    parser.add_argument("--server", default="127.0.0.1:8500", help="host:port of the gRPC endpoint")
-    parser.add_argument("--model", default="gru4rec", help="model name")
-    parser.add_argument("--version", type=int, default=None)
-    parser.add_argument("--session", help="session id (with --items and/or --end-session)")
-    parser.add_argument("--items", help="comma-separated item ids, in click order")
-    parser.add_argument("--k", type=int, default=None, help="default: the exported k")
-    parser.add_argument("--end-session", action="store_true",
-                        help="free the session (after the clicks of --items, if any)")
-    parser.add_argument("--exclude-seen", action="store_true",
-                        help="never recommend the session's clicked items")
-    parser.add_argument("--candidates", default=None, metavar="ID,ID,...",
-                        help="recommend only among these item ids (re-ranking)")
-    parser.add_argument("--set-blocklist", default=None, metavar="FILE",
-                        help="first replace the server's blocklist by the ids of FILE, one per line "
-                             "(alone: only that)")
-    add_output_options(parser, quiet=False)
-    return parser
-
-
-def parse_command_line(parser, argv=None):
-    """The parsed arguments, or exit 2 with one line for bad ones."""
-    try:
-        return parser.parse_args(argv)
-    except UsageError as e:
-        parser.exit(2, f"{parser.prog}: error: {e} (see --help)\n")
-
-
-if __name__ == "__main__":  # --help and bad arguments answer before gRPC and the protos load
-    parse_command_line(build_parser())
+    sys.exit(main())
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -151,7 +104,7 @@ def to_ndarray(proto):
         np.zeros(shape, dtype)
 
 
-def _truncate(k, available):
+def truncate_k(k, available):
     if k is None:
         return available
     if not 1 <= k <= available:
@@ -269,7 +222,7 @@ class GRU4RecClient:
                                {**inputs, **self.rules_inputs(len(item_ids), exclude_seen, candidates)})
         else:
             out = self.predict("stateful", inputs)
-        k = _truncate(k, out["item_ids"].shape[1])
+        k = truncate_k(k, out["item_ids"].shape[1])
         return out["item_ids"][:, :k], out["scores"][:, :k]
 
     def next_items(self, session_id, item_id, k=None, exclude_seen=False, candidates=None):
@@ -303,7 +256,7 @@ class GRU4RecClient:
             out = self.predict("step_rules", {**inputs, **rules, "seen_ids": seen_ids})
         else:
             out = self.predict("step", inputs)
-        k = _truncate(k, out["item_ids"].shape[1])
+        k = truncate_k(k, out["item_ids"].shape[1])
         return out["item_ids"][:, :k], out["scores"][:, :k], out["state"]
 
     def score_items(self, state, candidate_ids):
@@ -325,84 +278,3 @@ class GRU4RecClient:
         known = self.predict("set_blocklist", {"item_ids": np.reshape(ids, (-1,))})["known"]
         return {"blocked": len({i for i, ok in zip(ids, known) if ok}),
                 "unknown": [i for i, ok in zip(ids, known) if not ok and i != self.pad_id]}
-
-
-# ----- command line -----------------------------------------------------------------------
-def parse_item(text, integer_ids):
-    """An item id typed on the command line, as the model's ItemId dtype wants it."""
-    if not integer_ids:
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"item {text!r} is not an integer, and the model's ItemIds are int64") from None
-
-
-#: Printed for a click after which no item may be recommended.
-NO_ITEM_LEFT = "no item left to recommend (each is seen, blocked or not a candidate)"
-
-
-def format_click(item_id, item_ids, scores, unknown):
-    """One printed line: the click, then `id (score)` of each recommendation (padded slots,
-    score -inf, left out), or why there is none."""
-    flag = " [unknown item: state unchanged]" if unknown else ""
-    recs = ", ".join(f"{i} ({s:.4f})" for i, s in zip(item_ids, scores) if s != -np.inf)
-    return f"{item_id}{flag} -> {recs or NO_ITEM_LEFT}"
-
-
-def parse_items(texts, integer_ids):
-    """Ids typed on the command line or in a file -> (ids to send, ids skipped: not integers)."""
-    if not integer_ids:
-        return list(texts), []
-    ids, skipped = [], []
-    for text in texts:
-        try:
-            ids.append(int(text))
-        except ValueError:
-            skipped.append(text)
-    return ids, skipped
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parse_command_line(parser, argv)
-    split = lambda text: [i.strip() for i in text.split(",") if i.strip()]  # noqa: E731
-    try:
-        with GRU4RecClient(args.server, args.model, args.version) as client:
-            integer_ids = client.item_dtype == np.int64
-            if args.set_blocklist is not None:
-                ids, skipped = parse_items(read_id_list(args.set_blocklist), integer_ids)
-                done = client.set_blocklist(ids)
-                print(f"blocklist: {done['blocked']} items blocked, "
-                      f"{len(done['unknown']) + len(skipped)} unknown ids skipped")
-            items = split(args.items or "")
-            candidates, not_integers = None, []
-            if args.candidates is not None:
-                candidates, not_integers = parse_items(split(args.candidates), integer_ids)
-            rules = {}
-            if args.exclude_seen or candidates is not None:
-                rules = client.rules_inputs(1, args.exclude_seen, candidates)
-            for text in items:
-                item = parse_item(text, integer_ids)
-                inputs = {"session_id": [args.session], "item_id": [item], **rules}
-                out = client.predict("stateful_rules" if rules else "stateful", inputs)
-                k = _truncate(args.k, out["item_ids"].shape[1])
-                recs = out["item_ids"][0, :k], out["scores"][0, :k]
-                print(format_click(text, *recs, out["unknown_item"][0]))
-            if candidates is not None and items:
-                unknown = int(out["unknown_candidates"][0]) + len(not_integers)
-                print(f"candidates: {unknown} unknown ids skipped")
-            if args.end_session:
-                held = client.end_session(args.session)
-                print(f"session {args.session}: " + ("ended" if held else "not held (nothing to end)"))
-    except grpc.RpcError as e:
-        parser.exit(1, f"{parser.prog}: error: {e.code().name}: {e.details()}\n")
-    except OSError as e:  # an unreadable --set-blocklist file
-        parser.exit(1, f"{parser.prog}: error: {e}\n")
-    except ValueError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

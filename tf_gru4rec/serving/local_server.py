@@ -20,22 +20,10 @@ import re
 import sys
 from concurrent import futures
 
-from tf_gru4rec.cli import ArgumentParser, add_output_options, parse_then_import_tensorflow
+if __name__ == "__main__":  # the command line, whose arguments are checked before TensorFlow loads
+    from tf_gru4rec.cli.local_server import main
 
-
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="python -m tf_gru4rec.serving.local_server",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-base-path", required=True, help="folder of numeric version folders")
-    parser.add_argument("--port", type=int, default=8500)
-    parser.add_argument("--model-name", default=None, help="default: the folder's name")
-    parser.add_argument("--version", type=int, default=None, help="default: the highest version")
-    add_output_options(parser, quiet=False)
-    return parser
-
-
-if __name__ == "__main__":  # --help and bad arguments answer before TensorFlow loads
-    parse_then_import_tensorflow(build_parser())
+    sys.exit(main())
 
 import grpc  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -46,7 +34,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from tf_gru4rec.export import existing_versions  # noqa: E402
+from tf_gru4rec.serving.export import existing_versions  # noqa: E402
 
 DEFAULT_SIGNATURE = "serving_default"
 #: Lines of a TensorFlow graph error around the op's own message.
@@ -183,24 +171,3 @@ def start_local_server(model_base_path, port=0, model_name=None, version=None, m
         raise OSError(f"cannot bind 127.0.0.1:{port}")
     server.start()
     return server, bound
-
-
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        server, port = start_local_server(args.model_base_path, args.port, args.model_name, args.version)
-    except (OSError, RuntimeError, ValueError) as e:
-        parser.exit(1, f"{parser.prog}: error: {str(e).splitlines()[0]}\n")
-    service_name = args.model_name or os.path.basename(os.path.abspath(args.model_base_path))
-    print(f"serving {service_name} from {args.model_base_path} on 127.0.0.1:{port} (Ctrl-C stops)",
-          flush=True)
-    try:
-        server.wait_for_termination()
-    except KeyboardInterrupt:
-        server.stop(grace=None)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ the builder reads them from ``manual_dir`` and runs exactly the functions of
 Example::
 
     import tensorflow_datasets as tfds
-    import tf_gru4rec.datasets  # registers "gru4rec_sessions"
+    import tf_gru4rec.data.datasets  # registers "gru4rec_sessions"
 
     ds = tfds.load(
         "gru4rec_sessions/rsc15",
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow_datasets as tfds
 
-from tf_gru4rec import preprocess
+from tf_gru4rec.data import preprocess
 
 # TFDS split name -> preprocess output name.
 _SPLITS = {

@@ -32,8 +32,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tf_gru4rec.data import SessionData
-from tf_gru4rec.evaluation import Accumulator, as_session_data, check_options, scored_inputs
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.evaluation.evaluator import (
+    Accumulator,
+    as_session_data,
+    check_options,
+    scored_inputs,
+)
 
 
 def prediction_events(offsets: np.ndarray, protocol: str = "next"):

@@ -35,8 +35,9 @@ import time
 
 import tensorflow as tf
 
-from tf_gru4rec.data import SessionData, SessionParallelBatcher
-from tf_gru4rec.sampling import sampling_table
+from tf_gru4rec.data.batcher import SessionParallelBatcher
+from tf_gru4rec.data.sampling import sampling_table
+from tf_gru4rec.data.sessions import SessionData
 
 STRATEGIES = ("mirrored", "multi-worker")
 #: Seconds a worker waits for the others of its cluster to start.

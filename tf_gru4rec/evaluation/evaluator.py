@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tf_gru4rec import memory
-from tf_gru4rec.data import SessionData, session_parallel_schedule
+from tf_gru4rec.system import memory
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.data.schedule import session_parallel_schedule
 
 TIE_MODES = ("standard", "conservative", "median")
 PROTOCOLS = ("next", "last")

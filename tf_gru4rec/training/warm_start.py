@@ -30,10 +30,13 @@ import warnings
 import keras
 import numpy as np
 
-from tf_gru4rec.data import DataError, ItemMap, SessionData
-from tf_gru4rec.model import GRU4Rec
+from tf_gru4rec.data.item_map import ItemMap
+from tf_gru4rec.data.reading import DataError
+from tf_gru4rec.data.sessions import SessionData
+from tf_gru4rec.models.gru4rec import GRU4Rec
 from tf_gru4rec.optimizers import AdagradM
-from tf_gru4rec.params import GRU4RecParams, ParamError
+from tf_gru4rec.training.model_dir import load_model_dir
+from tf_gru4rec.training.params import GRU4RecParams, ParamError
 
 OPTIMIZER_STATES = ("carry", "reset")
 
@@ -107,11 +110,11 @@ def reindex(data: SessionData, item_map: ItemMap) -> SessionData:
 
 def item_tables(model: GRU4Rec) -> list:
     """The model's variables with one row per item, in `trainable_variables` terms."""
-    tables = [model.wy, model.by]
+    tables = [model.item_table.wy, model.item_table.by]
     if model.item_embedding is not None:
-        tables.append(model.item_embedding)
+        tables.append(model.item_embedding.e)
     if model.embedding == "none":
-        tables.append(model.cells[0].wx)
+        tables.append(model.gru.cells[0].wx)
     return tables
 
 
@@ -165,8 +168,6 @@ class WarmStart:
             raise ValueError(f"`optimizer_state` should be one of {OPTIMIZER_STATES}. "
                              f"Received: `optimizer_state` = {optimizer_state!r}.")
         if isinstance(source, (str, os.PathLike)):
-            from tf_gru4rec.training import load_model_dir  # training imports this module
-
             self.model, self.params = load_model_dir(source)
         else:
             self.model, self.params = source, None

@@ -69,7 +69,7 @@ class GRU4RecParams:
         return "shared" if self.constrained_embedding else "none"
 
     def build_model(self, item_map) -> GRU4Rec:
-        from tf_gru4rec.model import GRU4Rec
+        from tf_gru4rec.models.gru4rec import GRU4Rec
 
         return GRU4Rec(
             item_ids=item_map.ids,
@@ -96,7 +96,7 @@ class GRU4RecParams:
         return AdagradM(learning_rate=self.learning_rate, momentum=self.momentum)
 
     def build_batcher(self, data: SessionData) -> SessionParallelBatcher:
-        from tf_gru4rec.data import SessionParallelBatcher
+        from tf_gru4rec.data.batcher import SessionParallelBatcher
 
         return SessionParallelBatcher(
             data,
@@ -282,3 +282,14 @@ def _literal_params(text, path):
                 raise ParamError(f"{path}: gru4rec_params must be made of literals") from None
             return dict(literal)
     raise ParamError(f"{path}: defines no gru4rec_params")
+
+
+def resolve_params(spec: str | None = None, param_file=None,
+                   base: GRU4RecParams | str | None = None) -> GRU4RecParams:
+    """`param_file` (a path or a shipped name, JSON or reference Python; a whole parameter
+    set, omitted names take the library defaults) or else `base`, then the `k=v,...`
+    overrides of `spec`. Raises `ParamError`."""
+    params = load_param_file(param_file) if param_file else parse_params(base)
+    if spec:
+        params = parse_params(f"{params.to_string()},{spec}")
+    return params

@@ -137,3 +137,19 @@ class AdagradM(keras.optimizers.Optimizer):
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def mark_padding(gradients, variables, indices_of):
+    """The row-sparse gradients of the tables in `indices_of` (variable id -> indices [n],
+    -1 for padding) with those indices, so that AdagradM skips their padding slices.
+
+    A gathered table's gradient lists the gathered indices in order (one gather per table
+    and step), so the marked indices replace them one for one. Left on a real row, the zero
+    slices of padding would count as a touch of it, which momentum then moves (spec section
+    5: untouched rows keep value, accumulator and velocity).
+    """
+    return [
+        tf.IndexedSlices(g.values, indices_of[id(v)], g.dense_shape)
+        if isinstance(g, tf.IndexedSlices) and id(v) in indices_of else g
+        for g, v in zip(gradients, variables)
+    ]

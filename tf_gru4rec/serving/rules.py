@@ -1,10 +1,10 @@
 """Recommendations with business rules: top-k over the items a request may receive.
 
-One mechanism for `GRU4Rec.recommend` and the exported signatures (`export.py`): the scores
+One mechanism for `Recommender` (`recommender.py`) and the exported signatures (`export.py`): the scores
 of all N items are computed as usual (`GRU4Rec.score_all`), then an `allowed` mask [b, N]
 removes what the rules exclude, and `top_k_allowed` ranks what is left:
 
-- blocklist: items never recommended, a bool `available` [N] (the model's `blocked`, the
+- blocklist: items never recommended, a bool `available` [N] (a `Recommender`'s blocklist, the
   SavedModel's `available` variable);
 - exclude seen: each row's clicked items;
 - candidates: a row restricted to a candidate set ranks only those items, with the very same
@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tf_gru4rec.serving.candidates import per_session  # TF-free: the gRPC client uses it too
 
 
 def pad_id(item_map):
@@ -86,47 +85,3 @@ def padded(rows):
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
-
-
-@tf.function(reduce_retracing=True)
-def _rank_sessions(model, clicks, available, seen, candidates, restrict, k):
-    """Runs click sequences [n, T] (padded with -1) from the zero state and ranks the items."""
-    n = tf.shape(clicks)[0]
-    state, h = model.initial_state(n), tf.zeros([n, model.layer_sizes[-1]])
-    for t in tf.range(tf.shape(clicks)[1]):
-        valid = clicks[:, t : t + 1] >= 0
-        new_state, new_h = model.step(tf.maximum(clicks[:, t], 0), state)
-        state, h = tf.where(valid, new_state, state), tf.where(valid, new_h, h)
-    allowed = allowed_items(available, seen, candidates, restrict)
-    return top_k_allowed(model.score_all(h), allowed, k)
-
-
-def recommend(model, sessions, k=20, exclude_seen=False, blocklist=None, candidates=None):
-    """Top-k next items of click sequences, under the business rules. See `GRU4Rec.recommend`."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` should be a positive int. Received: k={k}")
-    item_map, n = model.item_map, len(sessions)
-    k = int(min(k, model.n_items))
-    clicks, unknown = zip(*(known_indices(item_map, s) for s in sessions)) if n else ((), ())
-    blocked, unknown_blocklist = blocked_mask(item_map, [] if blocklist is None else blocklist)
-    restrict, allowed_ids, unknown_candidates = [], [], []
-    for c in per_session(candidates, n):
-        index, skipped = known_indices(item_map, [] if c is None else c)
-        restrict.append(c is not None)
-        allowed_ids.append(index)
-        unknown_candidates.append(skipped)
-    clicks_padded = padded(clicks)
-    index, scores = _rank_sessions(
-        model, tf.constant(clicks_padded), tf.constant(~(blocked | model.blocked)),
-        tf.constant(clicks_padded if exclude_seen else padded([[]] * n)),
-        tf.constant(padded(allowed_ids)), tf.constant(np.array(restrict, bool)), k)
-    index, scores = index.numpy(), scores.numpy()
-    ids = np.where(index >= 0, item_map.ids[np.maximum(index, 0)], pad_id(item_map))
-    report = {
-        "unknown": [list(u) for u in unknown],
-        "empty": [i for i, c in enumerate(clicks) if len(c) == 0],
-        "unknown_blocklist": unknown_blocklist,
-        "unknown_candidates": unknown_candidates,
-        "padded": (index < 0).sum(axis=1).tolist(),
-    }
-    return ids, scores, report

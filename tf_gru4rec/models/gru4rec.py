@@ -1,0 +1,326 @@
+"""The GRU4Rec model: its layers composed, trained K session-parallel steps per call.
+
+Notation: B = batch size, S = extra negatives, K = steps per block, N = items, d = units
+of the last GRU layer, H = sum of all layers' units (the width of the carried state).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_gru4rec import losses as losses_module
+from tf_gru4rec.data.batcher import check_blocks
+from tf_gru4rec.data.item_map import ItemMap
+from tf_gru4rec.layers import GRUStack, ItemEmbedding, ItemTable
+from tf_gru4rec.layers.base import dropout
+from tf_gru4rec.optimizers import AdagradM
+from tf_gru4rec.optimizers.adagradm import mark_padding
+from tf_gru4rec.tasks import NextItemTask
+
+
+def block_noise(model, block_steps, batch_size, position=None):
+    """Uniform numbers for a block's dropout masks [K, B, width], or None without dropout.
+
+    One random op per block instead of one per layer and step; per row the columns are the
+    embedding's, then each GRU layer's (the layout `_advance` splits). Under a strategy the
+    seed comes from the block's `position` (epoch, step), the same on every replica and
+    worker, folded with the replica id so that their masks differ.
+    """
+    if not model._noise_width:
+        return None
+    if tf.distribute.has_strategy():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.constant(model.seed or 0, tf.int32), replica])
+        seed = tf.random.experimental.stateless_fold_in(seed, position[0])
+        seed = tf.random.experimental.stateless_fold_in(seed, position[1])
+    else:
+        seed = tf.cast(tf.math.floormod(model.seed_generator.next(), 2**31 - 1), tf.int32)
+    # Philox named explicitly: the default "auto_select" algorithm is ~70x slower under XLA
+    # on CPU (it cost more than the rest of the step).
+    return tf.random.stateless_uniform([block_steps, batch_size, model._noise_width], seed=seed,
+                                       alg="philox")
+
+
+@keras.saving.register_keras_serializable("tf_gru4rec")
+class GRU4Rec(keras.Model):
+    """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018) as a stateful Keras model.
+
+    Layers: an `ItemTable` (scores items; with embedding='shared' also the input embedding),
+    an `ItemEmbedding` for a separate input embedding, a `GRUStack`; a `NextItemTask` for
+    the objective. Training: `model.compile(optimizer=AdagradM(...), loss=CrossEntropy(...))`
+    then `model.fit(SessionParallelBatcher(...).dataset(), epochs=...)`. `train_step` runs a
+    block's steps in one compiled loop, carrying the hidden state of the B slots in a
+    non-trainable variable (zeroed where a slot starts a new session); every step is one
+    update (no backpropagation through time). Recommending: `tf_gru4rec.Recommender`.
+
+    Args:
+        n_items: N, or omit when `item_ids` is given.
+        layers: units of the stacked GRU layers.
+        embedding: 'shared' (input embedding = output table Wy, GRU4Rec's "constrained
+            embedding"), 'none' (one-hot input) or an int (separate embedding of that size).
+        batch_size: B, the number of session slots in training.
+        dropout_p_embed: dropout rate on the input embedding.
+        dropout_p_hidden: dropout rate on each GRU layer's output (also the carried state).
+        item_ids: original item ids in index order (the item map saved with the model).
+        seed: seed of weight initialisation and dropout.
+    """
+
+    def __init__(self, n_items=None, layers=(100,), embedding="shared", batch_size=64,
+                 dropout_p_embed=0.0, dropout_p_hidden=0.0, item_ids=None, seed=None, **kwargs):
+        kwargs.setdefault("name", "gru4rec")
+        super().__init__(**kwargs)
+        self.item_map = _item_map(n_items, item_ids)
+        self.n_items = len(self.item_map)
+        self.layer_sizes = _checked_layers(layers, dropout_p_embed, dropout_p_hidden, batch_size)
+        self.embedding, self.batch_size, self.seed = _parse_embedding(embedding), int(batch_size), seed
+        self.dropout_p_embed, self.dropout_p_hidden = float(dropout_p_embed), float(dropout_p_hidden)
+        N, d = self.n_items, self.layer_sizes[-1]
+        seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
+        # Created in this order, the trainable variables (and the optimizer's slots) keep
+        # release 0.1.0's order: wy, by, e, then the GRU layers'.
+        self.item_table = ItemTable(N, d, seed=seed_of(0))
+        separate = isinstance(self.embedding, int)
+        self.item_embedding = ItemEmbedding(N, self.embedding, seed=seed_of(1)) if separate else None
+        self.gru = GRUStack(self.layer_sizes, self.embedding if separate else d,
+                            input_rows=N if self.embedding == "none" else None,
+                            dropout=self.dropout_p_hidden, seed=seed_of(10))
+        self.task = NextItemTask()
+        # Hidden state of the B training slots, carried across train_step calls. On read
+        # sync: under a tf.distribute strategy every replica carries its own slots' state.
+        self.train_state = keras.Variable(
+            initializer="zeros", shape=(self.batch_size, self.state_size), trainable=False,
+            name="train_state", synchronization="on_read", aggregation="only_first_replica")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.built = True
+
+    # ----- the network -----------------------------------------------------------------
+    @property
+    def state_size(self):
+        return sum(self.layer_sizes)
+
+    def embed(self, items):
+        """Input of the first GRU layer for item indices [b] (the indices for one-hot input)."""
+        if self.embedding == "shared":
+            return self.item_table.embed(items)
+        return items if self.item_embedding is None else self.item_embedding(items)
+
+    def _advance(self, x, state, noise=None):
+        """The GRU stack's step from layer-0 input x, with the block's dropout `noise`."""
+        if noise is not None and self.dropout_p_embed and self.embedding != "none":
+            x, noise = dropout(x, self.dropout_p_embed, noise[:, : x.shape[-1]]), noise[:, x.shape[-1]:]
+        return self.gru(x, state, noise)
+
+    def step(self, items, state):
+        """Inference step: item indices [b], state [b, H] -> (new state [b, H], h_last [b, d])."""
+        return self._advance(self.embed(items), state)
+
+    def score_all(self, h):
+        """Scores of all N items for last-layer outputs h [b, d] -> [b, N]."""
+        return self.item_table(h)
+
+    def score_items(self, h, items):
+        """Scores of item indices [b, C] for h [b, d] -> [b, C], the formula of `score_all`."""
+        return self.item_table.score_items(h, items)
+
+    def output_of(self, state):
+        """The last layer's output h [b, d] carried in an inference state [b, H]."""
+        return self.gru.output_of(state)
+
+    def initial_state(self, batch):
+        return tf.zeros([batch, self.state_size])
+
+    def call(self, inputs, training=False):
+        """Stateless inference: {'items': [b] indices, 'state': [b, H] (omitted: a new
+        session)} -> {'scores': all-item scores [b, N], 'state': the new state}."""
+        items = tf.convert_to_tensor(inputs["items"])
+        state = inputs.get("state")
+        state, h = self.step(items, self.initial_state(tf.shape(items)[0]) if state is None else state)
+        return {"scores": self.score_all(h), "state": state}
+
+    # ----- training ----------------------------------------------------------------------
+    def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=None, **kwargs):
+        """Like `keras.Model.compile`; `loss` is a `GRU4RecLoss` or its reference name.
+
+        The optimizer is built here, so the compiled loop creates no variables. `jit_compile`
+        defaults to XLA on one device; under a tf.distribute strategy it is off (a replica's
+        gradient sync cannot run inside XLA on CPUs).
+        """
+        jit_compile = False if tf.distribute.has_strategy() else jit_compile is None or jit_compile
+        loss = losses_module.get(loss) if isinstance(loss, str) else loss
+        if not isinstance(loss, losses_module.GRU4RecLoss):
+            raise ValueError(f"GRU4Rec trains with a GRU4RecLoss (tf_gru4rec.losses). Received: loss={loss!r}")
+        optimizer = AdagradM() if optimizer == "adagradm" else optimizer
+        super().compile(optimizer=optimizer, loss=loss, jit_compile=jit_compile, **kwargs)
+        self.optimizer.build(self.trainable_variables)
+
+    def fit(self, *args, shuffle=False, **kwargs):
+        """`keras.Model.fit` that never shuffles (session-parallel blocks must stay in order)
+        and refuses blocks that do not fit the model (`check_blocks`) before the first step
+        when the dataset's element spec tells (else `train_step` does, when traced).
+
+        A distributed dataset's length is unknown until its first epoch ends, which Keras
+        reports as input that "ran out of data": expected here, so not shown.
+        """
+        spec = getattr(args[0] if args else kwargs.get("x"), "element_spec", None)
+        if isinstance(spec, dict) and all(isinstance(v, tf.TensorSpec) for v in spec.values()):
+            check_blocks({k: v.shape for k, v in spec.items()}, self.embedding, self.batch_size)
+        with warnings.catch_warnings():
+            if tf.distribute.has_strategy() or self._distribute_strategy is not None:
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+            return super().fit(*args, shuffle=shuffle, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: weights exist from `__init__`, the optimizer from `compile`.
+        (Under a strategy Keras' own version would pull the first block off the epoch.)"""
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    @property
+    def metrics(self):
+        return self.task.metrics
+
+    def _sampled_scores(self, step, state, noise=None):
+        """Scores of a step's targets and extra negatives [B, B + S] (positives on the
+        diagonal) and the new state. The touched rows are gathered once (`rows`, distinct;
+        padding -1 reads row 0, and `_padding_marked` keeps its slices off that row)."""
+        wy_rows, by_rows = self.item_table.gather(tf.maximum(step["rows"], 0))  # [U, d], [U]
+        shared = self.embedding == "shared"
+        x = tf.gather(wy_rows, step["input_pos"]) if shared else self.embed(step["inputs"])
+        new_state, h = self._advance(x, state, noise)
+        # Scoring the distinct rows, then picking columns, is cheaper than gathering [B + S, d].
+        row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
+        return tf.gather(row_scores, step["column_pos"], axis=1), new_state
+
+    def _padding_marked(self, gradients, variables, step):
+        """Padding slices at row -1, which AdagradM skips: a step's `rows` padding and (separate
+        or one-hot input) the inputs of inactive rows; a finished replica runs whole such steps."""
+        marks = {id(self.item_table.wy): step["rows"], id(self.item_table.by): step["rows"]}
+        if self.embedding != "shared":
+            table = self.gru.cells[0].wx if self.item_embedding is None else self.item_embedding.e
+            marks[id(table)] = tf.where(step["valid"], step["inputs"], -1)
+        return mark_padding(gradients, variables, marks)
+
+    _dropout_noise = block_noise  # a method, so that tests can fix a block's noise
+
+    @property
+    def _noise_width(self):
+        """Uniform numbers a training step's dropout needs per row (0: no dropout)."""
+        embed = self.dropout_p_embed and self.embedding != "none"
+        return (self.gru.cells[0].input_dim if embed else 0) + self.gru.noise_width
+
+    def train_step(self, data):
+        """Runs one block of K steps (K = 1 under a tf.distribute strategy: see `distribute`)."""
+        if tf.distribute.has_strategy():  # a distributed dataset leaves K unknown; it is 1
+            data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
+                    for k, v in data.items()}
+        check_blocks({k: v.shape for k, v in data.items()}, self.embedding, self.batch_size)
+        per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
+        variables = self.trainable_variables
+        noise = self._dropout_noise(*data["inputs"].shape, data.get("position"))
+        # Under a strategy Keras scales the loss by 1 / replicas, so the summed gradients are
+        # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+
+        def update(step, state, t):
+            with tf.GradientTape() as tape:
+                scores, new_state = self._sampled_scores(step, state, None if noise is None else noise[t])
+                loss = self.task.step_loss(self.loss, step, scores)
+            gradients = self._padding_marked(tape.gradient(loss, variables), variables, step)
+            self.optimizer.apply(gradients, variables)
+            return loss, tf.stop_gradient(new_state)
+
+        def body(t, state, loss_sum):
+            step = {k: v[t] for k, v in per_step.items()}
+            state = tf.where(step["reset"][:, None], 0.0, state)
+            if tf.distribute.has_strategy():  # every replica joins each step's all-reduce
+                loss, state = update(step, state, t)
+            else:  # a step without active rows (an epoch padded by raising n_steps) is none
+                loss, state = tf.cond(tf.reduce_any(step["valid"]),
+                                      lambda: update(step, state, t), lambda: (0.0, state))
+            return t + 1, state, loss_sum + loss * replicas
+
+        if data["inputs"].shape[0] == 1:  # a strategy's all-reduce may not sit in a while_loop
+            _, state, loss_sum = body(0, self.train_state.value, 0.0)
+        else:
+            _, state, loss_sum = tf.while_loop(lambda t, *_: t < data["n_steps"], body,
+                                               (tf.constant(0), self.train_state.value, 0.0))
+        self.train_state.assign(state)
+        self.task.update(loss_sum, data["n_steps"], data["valid"])
+        return self.task.logs(replicas)
+
+    # ----- persistence ---------------------------------------------------------------------
+    def get_config(self):
+        return {"n_items": self.n_items, "layers": list(self.layer_sizes), "embedding": self.embedding,
+                "batch_size": self.batch_size, "dropout_p_embed": self.dropout_p_embed,
+                "dropout_p_hidden": self.dropout_p_hidden, "seed": self.seed, "name": self.name}
+
+    def save_assets(self, dir_path):
+        """The item map travels with the model (`model.save('x.keras')`)."""
+        self.item_map.save(os.path.join(dir_path, "item_ids.npy"))
+
+    def load_assets(self, dir_path):
+        self.item_map = ItemMap.load(os.path.join(dir_path, "item_ids.npy"))
+
+    def load_own_variables(self, store):
+        if len(store.keys()) > 1:  # only train_state is the model's own now
+            _restore_release_0_1(self, store)
+        else:
+            super().load_own_variables(store)
+
+
+def _restore_release_0_1(model, store):
+    """Reads a file of release 0.1.0, which kept wy, by, [e] and train_state as the model's own
+    variables and the GRU cells in a list `cells` (paths cells/gru_cell, cells/gru_cell_1...)."""
+    tables = [model.item_table.wy, model.item_table.by]
+    tables += [] if model.item_embedding is None else [model.item_embedding.e]
+    if len(store.keys()) != len(tables) + 1:
+        raise ValueError(f"the weights file lists {len(store.keys())} variables for the model itself; "
+                         f"a model of this architecture saved by release 0.1.0 has {len(tables) + 1}")
+    for i, variable in enumerate(tables + [model.train_state]):
+        variable.assign(store[str(i)])
+    for i, cell in enumerate(model.gru.cells):
+        group = store.h5_file[f"cells/gru_cell{'_' + str(i) if i else ''}/vars"]
+        for j, variable in enumerate(cell.weights):
+            variable.assign(group[str(j)])
+        cell.restored_by_model = True
+    for layer in (model.item_table, model.item_embedding):
+        if layer is not None:
+            layer.restored_by_model = True
+
+
+def _item_map(n_items, item_ids):
+    if item_ids is None:
+        if n_items is None:
+            raise ValueError("give `n_items` or `item_ids`")
+        return ItemMap(np.arange(n_items))
+    item_map = ItemMap(item_ids)
+    if n_items is not None and n_items != len(item_map):
+        raise ValueError(f"n_items={n_items} but {len(item_map)} item ids were given")
+    return item_map
+
+
+def _checked_layers(layers, dropout_p_embed, dropout_p_hidden, batch_size):
+    layers = [int(u) for u in (layers if isinstance(layers, (list, tuple)) else [layers])]
+    if not layers or min(layers) < 1:
+        raise ValueError(f"`layers` should be a non-empty list of positive ints. Received: {layers}.")
+    for name, p in (("dropout_p_embed", dropout_p_embed), ("dropout_p_hidden", dropout_p_hidden)):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"`{name}` is a drop probability in [0, 1). Received: `{name}` = {p}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` should be a positive int. Received: {batch_size}.")
+    return layers
+
+
+def _parse_embedding(embedding):
+    if embedding in ("shared", "none"):
+        return embedding
+    if isinstance(embedding, (int, np.integer)) and not isinstance(embedding, bool) and embedding > 0:
+        return int(embedding)
+    raise ValueError("`embedding` should be 'shared', 'none' or a positive int (separate embedding "
+                     f"size). Received: `embedding` = {embedding!r}.")
