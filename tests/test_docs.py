@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,9 @@ def run_in_process(module: str, argv: list[str]) -> int:
     saved = sys.argv
     sys.argv = [module, *argv]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        with warnings.catch_warnings():  # an earlier line imported it: running it as __main__ again is the point
+            warnings.filterwarnings("ignore", "'.*' found in sys.modules after import of package", RuntimeWarning)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as e:
         return 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     finally:
