@@ -54,7 +54,7 @@ def _evaluate_command(argv):
     import_tensorflow(args.verbose)
     from tf_gru4rec.data.sessions import SessionData
     from tf_gru4rec.evaluation import evaluator as evaluation
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import model_dir
 
     if args.baseline:
         train_data = SessionData.from_frame(read(args.source, args), source=args.source)
@@ -64,7 +64,7 @@ def _evaluate_command(argv):
 
         label = BASELINES[args.baseline].name
     else:
-        model, _ = training.load_model_dir(args.source)
+        model, _ = model_dir.load_model_dir(args.source)
         clicks = None
         if args.train:  # counted on the sessions the model trained on (2+ known clicks)
             clicks = SessionData.from_frame(read(args.train, args), model.item_map, args.train).support()

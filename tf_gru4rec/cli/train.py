@@ -125,6 +125,8 @@ def _train_command(argv):
     from tf_gru4rec.evaluation import evaluator as evaluation
     from tf_gru4rec.training import distribute
     from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import model_dir
+    from tf_gru4rec.training.callbacks import ItemEmbeddingProjector
 
     # Before any other TensorFlow work (multi-worker collectives, logical devices).
     strategy = distribute.make_strategy(args.distribute, args.replicas, args.worker_timeout,
@@ -138,7 +140,7 @@ def _train_command(argv):
     if args.save:  # before any work: a save that would fail must not cost a training run
         for done in remove_leftovers(args.save):  # first: it may restore the model directory
             log(f"{done}, left by an interrupted save")
-        training.check_model_dir(args.save, args.overwrite)
+        model_dir.check_model_dir(args.save, args.overwrite)
 
     if demo:
         from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
@@ -181,7 +183,7 @@ def _train_command(argv):
     callbacks, validation = [], None
     if args.tensorboard:  # per-block loss, validation curves (first usable test file), projector
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
-                     training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
+                     ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
         validation = usable[0][1] if usable else None
     try:
         # Keras prints progress to stdout; "auto" then draws its bar only if stderr is a terminal.
@@ -202,7 +204,7 @@ def _train_command(argv):
         return
     if args.save:
         log(f"saved the model to "
-            f"{training.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")
+            f"{model_dir.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")
     timing = {"train_seconds": result.train_seconds, "events_per_second": result.events_per_second}
     if not tests:
         if args.json:
