@@ -53,7 +53,7 @@ def _evaluate_command(argv):
                             args.tests, [] if args.baseline else [args.source])
     import_tensorflow(args.verbose)
     from tf_gru4rec.data.sessions import SessionData
-    from tf_gru4rec.evaluation import evaluator as evaluation
+    from tf_gru4rec.evaluation import evaluator
     from tf_gru4rec.training import model_dir
 
     if args.baseline:
@@ -73,7 +73,7 @@ def _evaluate_command(argv):
         tests = read_tests(args.tests, model.item_map, args)
         label = "GRU4Rec"
         results = evaluate_tests(
-            lambda data, progress: evaluation.evaluate(model, data, args.cutoffs, args.eval_mode,
+            lambda data, progress: evaluator.evaluate(model, data, args.cutoffs, args.eval_mode,
                                                        args.eval_batch_size, progress=progress,
                                                        **eval_options(args, clicks)),
             tests, label, args)
