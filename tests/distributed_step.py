@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from gru4rec_reference import session_data  # this script's folder is on sys.path
+from gru4rec_reference import reference_name, session_data  # this script's folder is on sys.path
 
 from tf_gru4rec.losses import CrossEntropy
 from tf_gru4rec.models.gru4rec import GRU4Rec
@@ -119,7 +119,7 @@ def padding_run(out):
         model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0,
                   callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=snapshot)])
         for key in snapshots[0]:
-            arrays[f"{embedding}/{key.removeprefix('gru4rec/')}"] = np.stack([s[key] for s in snapshots])
+            arrays[f"{embedding}/{reference_name(key)}"] = np.stack([s[key] for s in snapshots])
         for r, blocks in enumerate(recorded):
             for key in ("inputs", "targets", "valid"):
                 arrays[f"{embedding}/block/{r}/{key}"] = np.stack([b[key][0] for b in blocks])

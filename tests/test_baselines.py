@@ -13,7 +13,7 @@ from tf_gru4rec.evaluation.baselines import (
     evaluate_baseline,
     prediction_events,
 )
-from tf_gru4rec.evaluation.evaluator import TIE_MODES
+from tf_gru4rec.evaluation.protocols import TIE_MODES
 
 CUTOFFS = (1, 2, 3, 5)
 

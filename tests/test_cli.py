@@ -27,6 +27,7 @@ from tf_gru4rec.data.reading import read_sessions
 from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
 from tf_gru4rec.evaluation import baselines
 from tf_gru4rec.evaluation import evaluator as evaluation
+from tf_gru4rec.evaluation import protocols
 from tf_gru4rec.evaluation.baselines import ItemKNN, Pop, evaluate_baseline
 from tf_gru4rec.training.params import (
     load_param_file,
@@ -497,8 +498,8 @@ def test_static_names_equal_the_modules():
     """The parsers' choices are repeated in cli.py so that building them imports no TensorFlow."""
     from tf_gru4rec.cli import common
 
-    assert common.TIE_MODES == evaluation.TIE_MODES
-    assert common.PROTOCOLS == evaluation.PROTOCOLS
+    assert common.TIE_MODES == protocols.TIE_MODES
+    assert common.PROTOCOLS == protocols.PROTOCOLS
     assert common.BASELINE_NAMES == tuple(baselines.BASELINES)
     assert list(common.PARAM_FILES) == shipped_param_files()
     from tf_gru4rec import losses

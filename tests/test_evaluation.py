@@ -8,14 +8,8 @@ import tensorflow as tf
 
 from tf_gru4rec.data.item_map import ItemMap
 from tf_gru4rec.data.reading import DataError
-from tf_gru4rec.evaluation.evaluator import (
-    Accumulator,
-    Evaluator,
-    evaluate,
-    metric_sums,
-    scored_inputs,
-    target_ranks,
-)
+from tf_gru4rec.evaluation.evaluator import Accumulator, Evaluator, evaluate, scored_inputs
+from tf_gru4rec.evaluation.metrics import metric_sums, target_ranks
 
 N = 12
 

@@ -166,3 +166,21 @@ def test_an_entry_point_block_may_run_the_command(package_copy):
     plant(package_copy / "serving" / "rules.py",
           'if __name__ == "__main__":\n    from tf_gru4rec.cli.client import main', where="top")
     assert layout_problems(package_copy) == []
+
+
+#: `dir(tf_gru4rec)`'s public names in release 0.1.0, before the package had folders.
+RELEASE_0_1_NAMES = {
+    "AdagradM", "BPR", "BPRMax", "Columns", "CrossEntropy", "DataError", "EvaluationCallback",
+    "Evaluator", "EventsPerSecond", "GRU4Rec", "GRU4RecLoss", "GRU4RecParams", "ItemMap",
+    "ParamError", "SessionData", "SessionParallelBatcher", "TOP1", "TOP1Max", "TrainResult",
+    "evaluate", "load_model_dir", "parse_params", "read_sessions", "save_model_dir", "train",
+}
+
+
+def test_the_public_names_of_release_0_1_are_all_still_there():
+    import tf_gru4rec
+
+    assert set(tf_gru4rec.__all__) == RELEASE_0_1_NAMES | {"Recommender"}
+    for name in tf_gru4rec.__all__:
+        value = getattr(tf_gru4rec, name)
+        assert getattr(value, "__name__", name) == name

@@ -47,7 +47,7 @@ def stdout(cell):
 
 
 def all_stdout(notebook):
-    return "".join(stdout(cell) for cell in notebook.gru.cells if cell.cell_type == "code")
+    return "".join(stdout(cell) for cell in notebook.cells if cell.cell_type == "code")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_notebooks_are_committed_with_outputs():
     for name in ("01_quickstart.ipynb", "02_serving.ipynb"):
         path = NOTEBOOKS / name
         notebook = nbformat.read(path, as_version=4)
-        code = [c for c in notebook.gru.cells if c.cell_type == "code"]
+        code = [c for c in notebook.cells if c.cell_type == "code"]
         assert code and all(c.outputs for c in code), f"{name}: execute it and save the outputs"
         assert not any(o.output_type == "error" for c in code for o in c.outputs), name
         assert path.stat().st_size < 300_000, f"{name}: {path.stat().st_size} bytes"
@@ -88,7 +88,7 @@ def test_quickstart_gru4rec_beats_popularity(executed):
 
 def test_quickstart_plots_skips_real_data_and_writes_its_files(executed):
     run_dir, quickstart, _ = executed
-    images = [o for c in quickstart.gru.cells if c.cell_type == "code" for o in c.outputs
+    images = [o for c in quickstart.cells if c.cell_type == "code" for o in c.outputs
               if "image/png" in o.get("data", {})]
     assert len(images) == 1
     assert "skipped: no train_full.tsv and test.tsv in" in all_stdout(quickstart)

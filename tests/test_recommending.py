@@ -119,13 +119,13 @@ def test_recommend_blocklist_of_recommender_and_of_call(model):
     recommender = Recommender(model)
     assert recommender.set_blocklist([top[0], UNKNOWN, top[0], top[3]]) == {"blocked": 2, "unknown": [UNKNOWN]}
     np.testing.assert_array_equal(recommender.blocklist, sorted(top[[0, 3]]))
-    ids, scores, report = Recommender(recommender).recommend(sessions, k=K, blocklist=[top[1], 77])
+    ids, scores, report = recommender.recommend(sessions, k=K, blocklist=[top[1], 77])
     blocked = top[[0, 1, 3]]
     assert_matches(model, [{"clicks": s, "blocked": blocked} for s in sessions], ids, scores)
     assert report["unknown_blocklist"] == [77]
     # Replacing the blocklist unblocks the old items; the call's blocklist was for one call.
     recommender.set_blocklist([top[2]])
-    ids, scores, _ = Recommender(recommender).recommend(sessions, k=K)
+    ids, scores, _ = recommender.recommend(sessions, k=K)
     assert_matches(model, [{"clicks": s, "blocked": [top[2]]} for s in sessions], ids, scores)
     assert ids[0][0] == top[0]
 

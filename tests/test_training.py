@@ -344,7 +344,7 @@ def test_progress_written_to_a_file_or_pipe_has_no_bar(tmp_path):
     """`train(..., verbose="auto")` (the default) into a pipe: Keras' plain epoch lines, not
     its bar of backspaces and colour codes (which Keras' own "auto" draws everywhere)."""
     code, out, err = fresh_python(
-        "from tf_gru4rec.synthetic import synthetic_sessions\nfrom tf_gru4rec import train\n"
+        "from tf_gru4rec.data.synthetic import synthetic_sessions\nfrom tf_gru4rec import train\n"
         "train(synthetic_sessions(n_sessions=100, n_items=20, seed=3), 'layers=8,batch_size=8,n_sample=4,"
         "n_epochs=2,seed=1,block_steps=5')")
     assert code == 0, err[-2000:]

@@ -47,7 +47,7 @@ SYNTHETIC_PARAMS = (
 #: Baselines printed next to GRU4Rec in the default run.
 SYNTHETIC_BASELINES = ("pop", "itemknn")
 CUTOFFS = (1, 5, 10, 20)
-# `evaluation.TIE_MODES` and `.PROTOCOLS`, the keys of `baselines.BASELINES` and
+# `protocols.TIE_MODES` and `.PROTOCOLS`, the keys of `baselines.BASELINES` and
 # `params.shipped_param_files()`, repeated here so that the parsers are built without importing TensorFlow
 # (tests/test_cli.py checks they agree).
 TIE_MODES = ("standard", "conservative", "median")

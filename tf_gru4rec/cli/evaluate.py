@@ -53,8 +53,8 @@ def _evaluate_command(argv):
                             args.tests, [] if args.baseline else [args.source])
     import_tensorflow(args.verbose)
     from tf_gru4rec.data.sessions import SessionData
-    from tf_gru4rec.evaluation import evaluator as evaluation
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.evaluation import evaluator
+    from tf_gru4rec.training import model_dir
 
     if args.baseline:
         train_data = SessionData.from_frame(read(args.source, args), source=args.source)
@@ -64,7 +64,7 @@ def _evaluate_command(argv):
 
         label = BASELINES[args.baseline].name
     else:
-        model, _ = training.load_model_dir(args.source)
+        model, _ = model_dir.load_model_dir(args.source)
         clicks = None
         if args.train:  # counted on the sessions the model trained on (2+ known clicks)
             clicks = SessionData.from_frame(read(args.train, args), model.item_map, args.train).support()
@@ -73,7 +73,7 @@ def _evaluate_command(argv):
         tests = read_tests(args.tests, model.item_map, args)
         label = "GRU4Rec"
         results = evaluate_tests(
-            lambda data, progress: evaluation.evaluate(model, data, args.cutoffs, args.eval_mode,
+            lambda data, progress: evaluator.evaluate(model, data, args.cutoffs, args.eval_mode,
                                                        args.eval_batch_size, progress=progress,
                                                        **eval_options(args, clicks)),
             tests, label, args)

@@ -53,7 +53,7 @@ def _export_command(argv):
     import tensorflow as tf
 
     from tf_gru4rec.serving import export, rules
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import model_dir
 
     try:
         export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
@@ -61,7 +61,7 @@ def _export_command(argv):
     except export.ExportError as e:  # a bad setting
         raise UsageError(str(e)) from None
     try:
-        model = training.load_model_dir(args.model_dir)[0]
+        model = model_dir.load_model_dir(args.model_dir)[0]
     except ValueError as e:  # a file Keras cannot read
         raise export.ExportError(
             f"{args.model_dir}: cannot load the model ({str(e).splitlines()[0]})") from None

@@ -122,9 +122,11 @@ def _train_command(argv):
     params = resolve_params(args.params, args.param_file, base)
     import keras
 
-    from tf_gru4rec.evaluation import evaluator as evaluation
+    from tf_gru4rec.evaluation import evaluator
     from tf_gru4rec.training import distribute
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import trainer
+    from tf_gru4rec.training import model_dir
+    from tf_gru4rec.training.callbacks import ItemEmbeddingProjector
 
     # Before any other TensorFlow work (multi-worker collectives, logical devices).
     strategy = distribute.make_strategy(args.distribute, args.replicas, args.worker_timeout,
@@ -138,7 +140,7 @@ def _train_command(argv):
     if args.save:  # before any work: a save that would fail must not cost a training run
         for done in remove_leftovers(args.save):  # first: it may restore the model directory
             log(f"{done}, left by an interrupted save")
-        training.check_model_dir(args.save, args.overwrite)
+        model_dir.check_model_dir(args.save, args.overwrite)
 
     if demo:
         from tf_gru4rec.data.synthetic import split_by_time, synthetic_sessions
@@ -148,9 +150,9 @@ def _train_command(argv):
         train_path = "synthetic training data"
     else:
         train_path = args.train
-        training.check_memory(params, strategy)  # what the parameters alone need, before reading
+        trainer.check_memory(params, strategy)  # what the parameters alone need, before reading
         train_df = read(train_path, args)
-        training.check_memory(params, strategy, train_df["ItemId"].nunique(), len(train_df),
+        trainer.check_memory(params, strategy, train_df["ItemId"].nunique(), len(train_df),
                               mean_id_length(train_df["ItemId"].to_numpy()), evaluate=bool(args.tensorboard))
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
     if warm:  # the grown item map, before the test files are mapped with it
@@ -164,7 +166,7 @@ def _train_command(argv):
             f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
     # Test files are read and mapped before training: if none is usable, fail now.
     if demo:
-        tests = [("synthetic test data", evaluation.as_session_data(test_df, train_data.item_map))]
+        tests = [("synthetic test data", evaluator.as_session_data(test_df, train_data.item_map))]
     else:
         tests = read_tests(args.test, train_data.item_map, args)
     if tests and len(unusable(tests)) == len(tests):
@@ -181,12 +183,12 @@ def _train_command(argv):
     callbacks, validation = [], None
     if args.tensorboard:  # per-block loss, validation curves (first usable test file), projector
         callbacks = [keras.callbacks.TensorBoard(args.tensorboard, update_freq=1),
-                     training.ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
+                     ItemEmbeddingProjector(args.tensorboard, support=train_data.support())]
         validation = usable[0][1] if usable else None
     try:
         # Keras prints progress to stdout; "auto" then draws its bar only if stderr is a terminal.
         with contextlib.redirect_stdout(sys.stderr):
-            result = training.train(train_data, params, validation=validation, callbacks=callbacks,
+            result = trainer.train(train_data, params, validation=validation, callbacks=callbacks,
                                     cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
                                     verbose=0 if args.quiet else "auto", checkpoint_dir=args.checkpoint_dir,
                                     init_from=warm, distribute=strategy)
@@ -202,14 +204,14 @@ def _train_command(argv):
         return
     if args.save:
         log(f"saved the model to "
-            f"{training.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")
+            f"{model_dir.save_model_dir(result.model, args.save, params, overwrite=args.overwrite)}")
     timing = {"train_seconds": result.train_seconds, "events_per_second": result.events_per_second}
     if not tests:
         if args.json:
             print(strict_json(timing), flush=True)
         return
     results = evaluate_tests(
-        lambda data, progress: evaluation.evaluate(result.model, data, args.cutoffs, args.eval_mode,
+        lambda data, progress: evaluator.evaluate(result.model, data, args.cutoffs, args.eval_mode,
                                                    args.eval_batch_size, progress=progress,
                                                    **eval_options(args, train_data.support())),
         tests, "GRU4Rec", args)

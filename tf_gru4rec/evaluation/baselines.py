@@ -3,8 +3,8 @@
 Each baseline is fitted on the training rows and scores ALL training items for every
 test event, exactly like the model: `evaluate_baseline` maps the test data with the
 baseline's item map (the training data's, so unknown test items are skipped and counted
-the same way), picks the scored events with `evaluation.scored_inputs` (same protocols)
-and sums the metrics with `evaluation.Accumulator` (same tie modes, same metrics). Everything
+the same way), picks the scored events with `protocols.scored_inputs` (same protocols)
+and sums the metrics with `metrics.Accumulator` (same tie modes, same metrics). Everything
 is vectorised: a batch of b test events is scored as one dense float64 [b, N] array.
 
 Scores of the test event at position p of a session that starts at position s
@@ -33,12 +33,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tf_gru4rec.data.sessions import SessionData
-from tf_gru4rec.evaluation.evaluator import (
-    Accumulator,
-    as_session_data,
-    check_options,
-    scored_inputs,
-)
+from tf_gru4rec.evaluation.evaluator import Accumulator, as_session_data, check_options, scored_inputs
 
 
 def prediction_events(offsets: np.ndarray, protocol: str = "next"):
@@ -46,7 +41,7 @@ def prediction_events(offsets: np.ndarray, protocol: str = "next"):
 
     For sessions `items[offsets[k]:offsets[k+1]]` the target of the event at `positions[e]`
     is the event after it; E = n_events - n_sessions with "next", n_sessions with "last"
-    (see `evaluation.scored_inputs`).
+    (see `protocols.scored_inputs`).
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     positions = np.flatnonzero(scored_inputs(offsets, protocol))
@@ -247,7 +242,7 @@ def evaluate_baseline(model: Baseline, test, cutoffs=(1, 5, 10, 20), mode="conse
         model: a fitted `Baseline`.
         test: test rows (DataFrame) or SessionData built with `model.item_map`.
         cutoffs: the k of the metrics.
-        mode: tie handling, one of `evaluation.TIE_MODES`.
+        mode: tie handling, one of `protocols.TIE_MODES`.
         batch_size: test events scored at once (memory: 8 * batch_size * N bytes).
         verbose: 1 shows a Keras progress bar.
         progress: optional `progress(done, total)` callback in events, called before the

@@ -50,13 +50,11 @@ def block_noise(model, block_steps, batch_size, position=None):
 class GRU4Rec(keras.Model):
     """GRU4Rec (Hidasi et al. 2016; Hidasi & Karatzoglou 2018) as a stateful Keras model.
 
-    Layers: an `ItemTable` (scores items; with embedding='shared' also the input embedding),
-    an `ItemEmbedding` for a separate input embedding, a `GRUStack`; a `NextItemTask` for
-    the objective. Training: `model.compile(optimizer=AdagradM(...), loss=CrossEntropy(...))`
-    then `model.fit(SessionParallelBatcher(...).dataset(), epochs=...)`. `train_step` runs a
-    block's steps in one compiled loop, carrying the hidden state of the B slots in a
-    non-trainable variable (zeroed where a slot starts a new session); every step is one
-    update (no backpropagation through time). Recommending: `tf_gru4rec.Recommender`.
+    The layers (`ItemTable`, `ItemEmbedding`, `GRUStack`) and the objective (`NextItemTask`)
+    composed; `train_step` runs a block's K steps in one compiled loop, carrying the B slots'
+    hidden state in a variable (zeroed where a slot starts a session), one update per step
+    (no backpropagation through time). Train with `compile(optimizer=AdagradM(...), loss=...)`
+    and `fit(SessionParallelBatcher(...).dataset())`; recommend with `tf_gru4rec.Recommender`.
 
     Args:
         n_items: N, or omit when `item_ids` is given.
@@ -81,8 +79,7 @@ class GRU4Rec(keras.Model):
         self.dropout_p_embed, self.dropout_p_hidden = float(dropout_p_embed), float(dropout_p_hidden)
         N, d = self.n_items, self.layer_sizes[-1]
         seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
-        # Created in this order, the trainable variables (and the optimizer's slots) keep
-        # release 0.1.0's order: wy, by, e, then the GRU layers'.
+        # In this order the trainable variables (and optimizer slots) keep release 0.1.0's.
         self.item_table = ItemTable(N, d, seed=seed_of(0))
         separate = isinstance(self.embedding, int)
         self.item_embedding = ItemEmbedding(N, self.embedding, seed=seed_of(1)) if separate else None
@@ -90,8 +87,7 @@ class GRU4Rec(keras.Model):
                             input_rows=N if self.embedding == "none" else None,
                             dropout=self.dropout_p_hidden, seed=seed_of(10))
         self.task = NextItemTask()
-        # Hidden state of the B training slots, carried across train_step calls. On read
-        # sync: under a tf.distribute strategy every replica carries its own slots' state.
+        # The B slots' state across train_step calls; on read: each replica carries its own.
         self.train_state = keras.Variable(
             initializer="zeros", shape=(self.batch_size, self.state_size), trainable=False,
             name="train_state", synchronization="on_read", aggregation="only_first_replica")
@@ -144,12 +140,9 @@ class GRU4Rec(keras.Model):
 
     # ----- training ----------------------------------------------------------------------
     def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=None, **kwargs):
-        """Like `keras.Model.compile`; `loss` is a `GRU4RecLoss` or its reference name.
-
-        The optimizer is built here, so the compiled loop creates no variables. `jit_compile`
-        defaults to XLA on one device; under a tf.distribute strategy it is off (a replica's
-        gradient sync cannot run inside XLA on CPUs).
-        """
+        """`keras.Model.compile` with a `GRU4RecLoss` (or its name), the optimizer built (the
+        compiled loop creates no variables) and XLA on one device only (a replica's gradient
+        sync cannot run inside XLA on CPUs)."""
         jit_compile = False if tf.distribute.has_strategy() else jit_compile is None or jit_compile
         loss = losses_module.get(loss) if isinstance(loss, str) else loss
         if not isinstance(loss, losses_module.GRU4RecLoss):
@@ -159,13 +152,10 @@ class GRU4Rec(keras.Model):
         self.optimizer.build(self.trainable_variables)
 
     def fit(self, *args, shuffle=False, **kwargs):
-        """`keras.Model.fit` that never shuffles (session-parallel blocks must stay in order)
-        and refuses blocks that do not fit the model (`check_blocks`) before the first step
-        when the dataset's element spec tells (else `train_step` does, when traced).
-
-        A distributed dataset's length is unknown until its first epoch ends, which Keras
-        reports as input that "ran out of data": expected here, so not shown.
-        """
+        """`keras.Model.fit` that never shuffles (blocks must stay in order) and refuses blocks
+        that do not fit the model (`check_blocks`) before the first step where it can. A
+        distributed dataset's length is unknown until its first epoch ends, which Keras reports
+        as input that "ran out of data": expected here, so not shown."""
         spec = getattr(args[0] if args else kwargs.get("x"), "element_spec", None)
         if isinstance(spec, dict) and all(isinstance(v, tf.TensorSpec) for v in spec.values()):
             check_blocks({k: v.shape for k, v in spec.items()}, self.embedding, self.batch_size)
@@ -175,8 +165,7 @@ class GRU4Rec(keras.Model):
             return super().fit(*args, shuffle=shuffle, **kwargs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Nothing to build: weights exist from `__init__`, the optimizer from `compile`.
-        (Under a strategy Keras' own version would pull the first block off the epoch.)"""
+        """Nothing to build (Keras' version would pull a block off the epoch under a strategy)."""
 
     def compile_from_config(self, config):
         self.compile(**keras.saving.deserialize_keras_object(config))
@@ -188,7 +177,7 @@ class GRU4Rec(keras.Model):
     def _sampled_scores(self, step, state, noise=None):
         """Scores of a step's targets and extra negatives [B, B + S] (positives on the
         diagonal) and the new state. The touched rows are gathered once (`rows`, distinct;
-        padding -1 reads row 0, and `_padding_marked` keeps its slices off that row)."""
+        padding -1 reads row 0, and `padding_marks` keeps its slices off that row)."""
         wy_rows, by_rows = self.item_table.gather(tf.maximum(step["rows"], 0))  # [U, d], [U]
         shared = self.embedding == "shared"
         x = tf.gather(wy_rows, step["input_pos"]) if shared else self.embed(step["inputs"])
@@ -196,15 +185,6 @@ class GRU4Rec(keras.Model):
         # Scoring the distinct rows, then picking columns, is cheaper than gathering [B + S, d].
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, step["column_pos"], axis=1), new_state
-
-    def _padding_marked(self, gradients, variables, step):
-        """Padding slices at row -1, which AdagradM skips: a step's `rows` padding and (separate
-        or one-hot input) the inputs of inactive rows; a finished replica runs whole such steps."""
-        marks = {id(self.item_table.wy): step["rows"], id(self.item_table.by): step["rows"]}
-        if self.embedding != "shared":
-            table = self.gru.cells[0].wx if self.item_embedding is None else self.item_embedding.e
-            marks[id(table)] = tf.where(step["valid"], step["inputs"], -1)
-        return mark_padding(gradients, variables, marks)
 
     _dropout_noise = block_noise  # a method, so that tests can fix a block's noise
 
@@ -216,10 +196,7 @@ class GRU4Rec(keras.Model):
 
     def train_step(self, data):
         """Runs one block of K steps (K = 1 under a tf.distribute strategy: see `distribute`)."""
-        if tf.distribute.has_strategy():  # a distributed dataset leaves K unknown; it is 1
-            data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
-                    for k, v in data.items()}
-        check_blocks({k: v.shape for k, v in data.items()}, self.embedding, self.batch_size)
+        data = _checked_block(data, self.embedding, self.batch_size)
         per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
         variables = self.trainable_variables
         noise = self._dropout_noise(*data["inputs"].shape, data.get("position"))
@@ -231,7 +208,7 @@ class GRU4Rec(keras.Model):
             with tf.GradientTape() as tape:
                 scores, new_state = self._sampled_scores(step, state, None if noise is None else noise[t])
                 loss = self.task.step_loss(self.loss, step, scores)
-            gradients = self._padding_marked(tape.gradient(loss, variables), variables, step)
+            gradients = mark_padding(tape.gradient(loss, variables), variables, padding_marks(self, step))
             self.optimizer.apply(gradients, variables)
             return loss, tf.stop_gradient(new_state)
 
@@ -272,6 +249,27 @@ class GRU4Rec(keras.Model):
             _restore_release_0_1(self, store)
         else:
             super().load_own_variables(store)
+
+
+def padding_marks(model, step):
+    """Indices for the item tables' gradients of a step with its padding at row -1, which
+    AdagradM skips (`mark_padding`): the step's `rows` padding and (separate or one-hot input)
+    the inputs of inactive rows; a replica whose shard has ended runs whole such steps."""
+    marks = {id(model.item_table.wy): step["rows"], id(model.item_table.by): step["rows"]}
+    if model.embedding != "shared":
+        table = model.gru.cells[0].wx if model.item_embedding is None else model.item_embedding.e
+        marks[id(table)] = tf.where(step["valid"], step["inputs"], -1)
+    return marks
+
+
+def _checked_block(data, embedding, batch_size):
+    """The block, refused (`check_blocks`) when it does not fit the model. A distributed
+    dataset leaves the step dimension unknown: its blocks have one step."""
+    if tf.distribute.has_strategy():
+        data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
+                for k, v in data.items()}
+    check_blocks({k: v.shape for k, v in data.items()}, embedding, batch_size)
+    return data
 
 
 def _restore_release_0_1(model, store):

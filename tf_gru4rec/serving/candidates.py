@@ -1,5 +1,5 @@
 """Candidate sets of a recommendation request, one per session or row (no TensorFlow: the
-gRPC client uses it, as do `GRU4Rec.recommend` and `recommending`)."""
+gRPC client uses it, as do `Recommender` and `rules`)."""
 
 from __future__ import annotations
 

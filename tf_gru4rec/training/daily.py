@@ -90,13 +90,13 @@ def run_daily(df, params, window_days: int, n_days: int, last_day=None, modes=MO
     """
     from tf_gru4rec.data.reading import DataError
     from tf_gru4rec.data.sessions import SessionData
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.training import trainer
     from tf_gru4rec.training.params import parse_params
     from tf_gru4rec.training.warm_start import WarmStart
 
     def train(frame, what, init_from=None):
         data = SessionData.from_frame(frame, source=what)  # DataError: no usable session
-        return training.train(data, params, verbose=verbose, init_from=init_from), len(frame)
+        return trainer.train(data, params, verbose=verbose, init_from=init_from), len(frame)
 
     params = parse_params(params)
     days = session_days(df, source)
@@ -154,13 +154,13 @@ def evaluate_runs(runs: dict, test: pd.DataFrame, cutoff: int, tie_mode: str, so
         DataError: `test` has no session of 2 or more clicks (the message starts with `source`).
     """
     from tf_gru4rec.data.sessions import SessionData
-    from tf_gru4rec.evaluation import evaluator as evaluation
+    from tf_gru4rec.evaluation import evaluator
 
     out = {}
     for mode, (result, clicks) in runs.items():
         model = result.model
         data = SessionData.from_frame(test, model.item_map, source=source)
-        metrics = evaluation.evaluate(model, data, [cutoff], tie_mode)
+        metrics = evaluator.evaluate(model, data, [cutoff], tie_mode)
         recall, mrr = metrics[f"recall@{cutoff}"], metrics[f"mrr@{cutoff}"]
         out["test_events"] = metrics["n_events"]
         out[mode] = {f"recall@{cutoff}": recall, f"mrr@{cutoff}": mrr, "items": model.n_items,

@@ -120,14 +120,14 @@ def objective(train_data, valid_data, space: dict, fixed: str, metric: str = "re
     """
     import keras
 
-    from tf_gru4rec.evaluation import evaluator as evaluation
-    from tf_gru4rec.training import trainer as training
+    from tf_gru4rec.evaluation import evaluator
+    from tf_gru4rec.training import trainer
 
     def evaluate_trial(trial):
         params = resolve_params(",".join(filter(None, [fixed, to_params_string(suggest(trial, space))])))
         keras.backend.clear_session()  # free the previous trial's graphs
-        result = training.train(train_data, params, verbose=0)
-        metrics = evaluation.evaluate(result.model, valid_data, [cutoff], mode)
+        result = trainer.train(train_data, params, verbose=0)
+        metrics = evaluator.evaluate(result.model, valid_data, [cutoff], mode)
         trial.set_user_attr("events_per_second", result.events_per_second)
         return metrics[f"{metric}@{cutoff}"]
 
