@@ -6,7 +6,8 @@ Python ones in one namespace, so a later block may use what an earlier one made 
 directory, a file). `python -m tf_gru4rec.X ...` lines run in this process, through the same
 `runpy` entry a shell's `python -m` takes, so TensorFlow is imported once for all of them;
 `../shared/data` is the shared data beside the checkout, and a page that reads it is skipped
-when it is absent. A block right after `<!-- snippet: skip (reason) -->` is not run; `SKIPPED`
+when it is absent; the serving port 8500 becomes a free one, so a server already running here
+is neither disturbed nor mistaken for the page's. A block right after `<!-- snippet: skip (reason) -->` is not run; `SKIPPED`
 lists them all.
 """
 
@@ -82,8 +83,15 @@ def shell_lines(code: str):
             yield line.strip()
 
 
-def with_shared_data(text: str) -> str:
-    return text.replace("../shared/data", str(SHARED))
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def for_this_machine(text: str, port: int) -> str:
+    """The page's text with the shared data's absolute path and the page's serving port."""
+    return text.replace("../shared/data", str(SHARED)).replace("8500", str(port))
 
 
 def expand(line: str, variables: dict) -> str:
@@ -132,14 +140,14 @@ def check_pip_install(words: list[str]) -> None:
 class Shell:
     """Runs a page's bash lines in its working folder; background commands stop with it."""
 
-    def __init__(self, cwd: Path):
-        self.cwd, self.variables, self.background = cwd, {}, []
+    def __init__(self, cwd: Path, port: int):
+        self.cwd, self.port, self.variables, self.background = cwd, port, {}, []
         self.env = dict(os.environ, PYTHONPATH=str(REPO),
                         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
     def run(self, line: str) -> str:
         """Runs one line; returns how (for the report), or fails the test."""
-        line = with_shared_data(expand(line, self.variables))
+        line = for_this_machine(expand(line, self.variables), self.port)
         assignment = re.fullmatch(r"(?:export )?(\w+)=(\S+)(?:\s+#.*)?", line)
         if assignment:
             name, value = assignment.group(1), shlex.split(assignment.group(2))[0]
@@ -182,11 +190,13 @@ class Shell:
                     "(cheap, writes only in the working folder) or NOT_RUN (with the reason)")
 
     def start(self, module: str, argv: list[str]) -> None:
-        """A `... &` line: a background process, ready once its `--port` (8500 by default) listens."""
+        """A `... &` line: a background process, ready once its `--port` listens."""
+        if "--port" not in argv:
+            pytest.fail(f"python -m {module} ... &: name its --port, so this test knows when it is ready")
         process = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=self.cwd, env=self.env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.background.append(process)
-        wait_for_port(int(argv[argv.index("--port") + 1]) if "--port" in argv else 8500, process)
+        wait_for_port(int(argv[argv.index("--port") + 1]), process)
 
     def stop(self) -> None:
         for process in self.background:
@@ -229,11 +239,12 @@ def test_page_snippets_run(page, tmp_path, monkeypatch):
     if any("../shared/data" in code for _, code, _, _ in blocks) and not SHARED.exists():
         pytest.skip(f"{SHARED} is absent")
     monkeypatch.chdir(tmp_path)
-    namespace, shell = {"__name__": "__snippet__"}, Shell(tmp_path)
+    port = free_port()
+    namespace, shell = {"__name__": "__snippet__"}, Shell(tmp_path, port)
     try:
         for language, code, line, _ in blocks:
             if language == "python":  # blank lines first, so a traceback gives the page's line numbers
-                source = "\n" * (line - 1) + with_shared_data(code)
+                source = "\n" * (line - 1) + for_this_machine(code, port)
                 exec(compile(source, rel(page), "exec"), namespace)  # noqa: S102
             else:
                 for command in shell_lines(code):
