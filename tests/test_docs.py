@@ -4,7 +4,8 @@ module, and every ```python and ```bash snippet of README.md and docs/**/*.md ru
 A page's snippets run in order, as a reader would run them: in one fresh working folder, the
 Python ones in one namespace, so a later block may use what an earlier one made (a model
 directory, a file). `python -m tf_gru4rec.X ...` lines run in this process, through the same
-`runpy` entry a shell's `python -m` takes, so TensorFlow is imported once for all of them;
+`runpy` entry a shell's `python -m` takes, so TensorFlow is imported once for all of them
+(except a `... &` line, a background process, and one that splits the CPU into devices);
 `../shared/data` is the shared data beside the checkout, and a page that reads it is skipped
 when it is absent; the serving port 8500 becomes a free one, so a server already running here
 is neither disturbed nor mistaken for the page's. A block right after `<!-- snippet: skip (reason) -->` is not run; `SKIPPED`
@@ -114,11 +115,11 @@ def run_in_process(module: str, argv: list[str]) -> int:
     return 0
 
 
-def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 120) -> None:
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"background command exited {process.returncode}: {process.stderr.read()[-2000:]}")
+            pytest.fail(f"background command exited {process.returncode}: {log.read_text()[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -145,8 +146,8 @@ class Shell:
         self.env = dict(os.environ, PYTHONPATH=str(REPO),
                         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
-    def run(self, line: str) -> str:
-        """Runs one line; returns how (for the report), or fails the test."""
+    def run(self, line: str) -> None:
+        """Runs one line, or fails the test."""
         line = for_this_machine(expand(line, self.variables), self.port)
         assignment = re.fullmatch(r"(?:export )?(\w+)=(\S+)(?:\s+#.*)?", line)
         if assignment:
@@ -154,10 +155,9 @@ class Shell:
             self.variables[name] = value
             if line.startswith("export "):
                 self.env[name] = value
-            return "assigned"
+            return
         for command in re.split(r"\s&&\s", line):
             self.run_command(command.strip(), line)
-        return "run"
 
     def run_command(self, command: str, line: str) -> None:
         status = EXIT_STATUS.search(command)
@@ -193,10 +193,12 @@ class Shell:
         """A `... &` line: a background process, ready once its `--port` listens."""
         if "--port" not in argv:
             pytest.fail(f"python -m {module} ... &: name its --port, so this test knows when it is ready")
-        process = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=self.cwd, env=self.env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        log = self.cwd / f"background-{len(self.background)}.log"  # a file: a full pipe would block it
+        with open(log, "w") as out:
+            process = subprocess.Popen([sys.executable, "-m", module, *argv], cwd=self.cwd, env=self.env,
+                                       stdout=out, stderr=subprocess.STDOUT)
         self.background.append(process)
-        wait_for_port(int(argv[argv.index("--port") + 1]), process)
+        wait_for_port(int(argv[argv.index("--port") + 1]), process, log)
 
     def stop(self) -> None:
         for process in self.background:
