@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from tf_gru4rec.system.console import log
 from tf_gru4rec.system.files import model_dir_problem
-from tf_gru4rec.training.params import resolve_params
+from tf_gru4rec.training.params import ParamError, resolve_params
 
 if TYPE_CHECKING:
     pass
@@ -106,7 +106,7 @@ def run(command, argv=None, prog=None) -> int:
             fail(message, 1)
         return 1
     except ValueError as e:  # incl. data.DataError, and params.ParamError: a bad setting
-        return fail(_one_line(e), 2 if _is_param_error(e) else 1)
+        return fail(_one_line(e), 2 if isinstance(e, ParamError) else 1)
     except (CommandError, OSError) as e:
         return fail(_one_line(e), 1)
     except KeyboardInterrupt:
@@ -123,13 +123,6 @@ def _is_out_of_memory(error: BaseException) -> bool:
     tf = sys.modules.get("tensorflow")
     return isinstance(error, MemoryError) or (
         tf is not None and isinstance(error, tf.errors.ResourceExhaustedError))
-
-
-def _is_param_error(error: BaseException) -> bool:
-    # params.py imports TensorFlow, so its ParamError is looked up here, not imported: one
-    # can only have been raised once the module is loaded.
-    params = sys.modules.get("tf_gru4rec.training.params")
-    return params is not None and isinstance(error, params.ParamError)
 
 
 # ----- TensorFlow, quietly --------------------------------------------------------------------
