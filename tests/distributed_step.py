@@ -4,6 +4,7 @@ because logical devices must be set before TensorFlow starts.
 
     python tests/distributed_step.py OUT.npz
     python tests/distributed_step.py --padding OUT.npz   (see `padding_run`)
+    python tests/distributed_step.py --both OUT.npz PADDING.npz   (both runs, one process)
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ def reference_data():
     return session_data([4, 2, 2, 3, 3, 2, 5, 2, 2, 2])
 
 
-def main(out):
-    strategy = distribute.make_strategy("mirrored", REPLICAS)
+def main(out, strategy=None):
+    strategy = strategy or distribute.make_strategy("mirrored", REPLICAS)
     data = reference_data()
     with strategy.scope():
         model = GRU4Rec(item_ids=data.item_map.ids, layers=LAYERS, batch_size=B,
@@ -89,12 +90,12 @@ def padding_data():
     return SessionData.from_frame(pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"]))
 
 
-def padding_run(out):
+def padding_run(out, strategy=None):
     """Trains `padding_data` (no extra negatives, momentum 0.5) with a shared, a separate
     and a one-hot input embedding; saves every item table, with its accumulator and
     velocity, after each step ("<embedding>/<table>/<value|acc|vel>" [steps, N, ...]) and
     the blocks each replica was fed ("<embedding>/block/<r>/<key>")."""
-    strategy = distribute.make_strategy("mirrored", REPLICAS)
+    strategy = strategy or distribute.make_strategy("mirrored", REPLICAS)
     data = padding_data()
     arrays = {}
     for embedding in ("shared", 3, "none"):
@@ -127,4 +128,11 @@ def padding_run(out):
 
 
 if __name__ == "__main__":
-    padding_run(sys.argv[2]) if sys.argv[1] == "--padding" else main(sys.argv[1])
+    if sys.argv[1] == "--both":  # one TensorFlow start-up for both tests
+        # One strategy for both runs: a second MirroredStrategy in the same process reuses
+        # the first one's collective instance keys (a shape mismatch in the all-reduce).
+        both = distribute.make_strategy("mirrored", REPLICAS)
+        main(sys.argv[2], both)
+        padding_run(sys.argv[3], both)
+    else:
+        padding_run(sys.argv[2]) if sys.argv[1] == "--padding" else main(sys.argv[1])

@@ -578,7 +578,8 @@ def test_save_is_checked_before_training_and_never_deletes_user_files(files, tmp
     assert status == 1 and "not empty and holds no model" in err and "trained" not in err
     assert os.listdir(mine) == ["thesis.tex"]
     model = tmp_path / "model"
-    assert run(train_main, [files["train"], "--params", TINY, "--save", model, "-q"], capsys)[0] == 0
+    status, _, err = run(train_main, [files["train"], "--params", TINY, "--save", model, "-q"], capsys)
+    assert status == 0 and "warning" not in err, err  # saved: no "model will be discarded" warning
     (tmp_path / f".model.tmp-{2**22 + 4321}-x").mkdir()  # a killed save's leftover
     status, _, err = run(train_main, [files["train"], "--params", TINY, "--save", model], capsys)
     assert status == 1 and "pass overwrite=True (--overwrite)" in err and "trained" not in err
@@ -651,9 +652,9 @@ def test_file_and_parameter_errors_come_before_tensorflow(files, args, status, m
     assert message.format(**names) in proc.stderr.splitlines()[-1]
 
 
-def test_train_without_save_or_test_warns_that_the_model_is_discarded(files, tmp_path, capsys):
+def test_train_without_save_or_test_warns_that_the_model_is_discarded(files, capsys):
+    """(The same run with --save, and no warning, is the first successful training of
+    `test_save_is_checked_before_training_and_never_deletes_user_files`.)"""
     warning = "warning: no --save, --test or --checkpoint-dir: the trained model will be discarded"
     code, out, err = run(train_main, [files["train"], "--params", TINY, "-q"], capsys)
     assert code == 0 and warning in err.splitlines(), err
-    code, out, err = run(train_main, [files["train"], "--params", TINY, "-q", "--save", tmp_path / "m"], capsys)
-    assert code == 0 and "warning" not in err, err

@@ -135,19 +135,30 @@ def test_one_replica_trains_exactly_like_one_device():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6, err_msg=a.path)
 
 
-def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
+@pytest.fixture(scope="module")
+def two_replica_runs(tmp_path_factory):
+    """`distributed_step.py --both`: the reference-step run and the padding run, in one
+    process of 2 logical CPUs (one TensorFlow start-up for the two tests below); their
+    .npz files (step, padding). Both tests only read them."""
+    root = tmp_path_factory.mktemp("two-replicas")
+    out = {"step": root / "step.npz", "padding": root / "padding.npz"}
+    # PYTHONPATH: the script must import this checkout's tf_gru4rec, as `-m` runs do.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(HERE / "distributed_step.py"), "--both", str(out["step"]),
+                           str(out["padding"])], timeout=2 * TIMEOUT, capture_output=True, env=env,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return out
+
+
+def test_two_replicas_step_equals_the_reference_of_the_combined_batch(two_replica_runs):
     """MirroredStrategy over 2 logical CPUs: every step's update is that of the mean of the
     two replicas' losses (each over its own slots, state, resets and in-batch negatives,
     both with the same extra negatives), applied once to the union of their rows; one
     replica's shard ends early and it trains inactive rows until the other ends."""
     from gru4rec_reference import ReferenceTrainer
 
-    out = tmp_path / "step.npz"
-    # PYTHONPATH: the script must import this checkout's tf_gru4rec, as `-m` runs do.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, str(HERE / "distributed_step.py"), str(out)], check=True,
-                   timeout=TIMEOUT, capture_output=True, env=env)
-    z = np.load(out)
+    z = np.load(two_replica_runs["step"])
     valid = z["block/1/valid"][:, 0]
     assert valid.any(axis=1).tolist() == [True] * 3 + [False] * 4  # replica 1 ends first
     config = dict(layers=[5, 4], embedding="shared", batch_size=2, dropout_p_embed=0.25,
@@ -185,16 +196,12 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(tmp_path):
     np.testing.assert_allclose(z["batch_loss"], np.cumsum(reference.step_losses) / np.arange(1, 8), rtol=1e-4)
 
 
-def test_padding_steps_of_a_replica_touch_no_row(tmp_path):
+def test_padding_steps_of_a_replica_touch_no_row(two_replica_runs):
     """A replica whose shard has ended runs steps of inactive rows: they leave every item
     row the other replica does not touch where it was, value, accumulator and velocity
     (they moved row 0 under momentum: its inputs and, without extra negatives, its rows
     were padded with item 0). 2 logical CPUs, momentum 0.5; shared, separate, one-hot."""
-    out = tmp_path / "padding.npz"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
-    subprocess.run([sys.executable, str(HERE / "distributed_step.py"), "--padding", str(out)],
-                   check=True, timeout=TIMEOUT, capture_output=True, env=env)
-    z = np.load(out)
+    z = np.load(two_replica_runs["padding"])
     for embedding, tables in [("shared", ["wy", "by"]), ("3", ["wy", "by", "e"]),
                               ("none", ["wy", "by", "gru_0/wx"])]:
         valid = [z[f"{embedding}/block/{r}/valid"] for r in range(2)]

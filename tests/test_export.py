@@ -379,9 +379,11 @@ def test_versions_are_numbered_and_never_overwritten(model, tmp_path):
     assert export_module.existing_versions(base) == [1, 2, 7, 8]
 
 
-def test_failed_export_leaves_no_folder(model, tmp_path, monkeypatch):
+def test_failed_export_leaves_no_folder(model, exported, tmp_path, monkeypatch):
+    import shutil
+
     base = tmp_path / "gru4rec"
-    export_module.export_model(model, base, k=2)
+    shutil.copytree(exported, base / "1")  # an earlier version (the module's export, not a second one)
     seen = []
 
     def fail(version_dir, logs):
@@ -398,18 +400,28 @@ def test_failed_export_leaves_no_folder(model, tmp_path, monkeypatch):
 
 # ----- command line -------------------------------------------------------------------------------
 def run_cli(*args):
+    """`python -m tf_gru4rec.export ARGS` in a new process (the entry point itself)."""
     return subprocess.run([sys.executable, "-m", "tf_gru4rec.export", *map(str, args)],
                           capture_output=True, text=True, env=CLI_ENV, check=False)
 
 
-def test_cli_exports_and_prints_signatures(model, tmp_path):
+def run_main(capsys, *args):
+    """The same command in this process (`export_main`): (returncode, stdout, stderr)."""
+    from tf_gru4rec.cli.export import export_main
+
+    status = export_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["export_main", *map(str, args)], status, out, err)
+
+
+def test_cli_exports_and_prints_signatures(model, tmp_path, capsys):
     model_dir.save_model_dir(model, tmp_path / "model")
     base = tmp_path / "models" / "gru4rec"
     a, b = model.item_map.ids[:2].tolist()
     top = Recommender(model).recommend([[a]], k=3)[0][0].tolist()
     (tmp_path / "blocked.txt").write_text(f"# out of stock\n{top[0]}\n\n{UNKNOWN}\nnot-an-id\n{top[2]}\n")
-    out = run_cli(tmp_path / "model", "--out", base, "--k", 3, "--capacity", 50,
-                  "--blocklist", tmp_path / "blocked.txt", "--max-seen", 1)
+    out = run_main(capsys, tmp_path / "model", "--out", base, "--k", 3, "--capacity", 50,
+                   "--blocklist", tmp_path / "blocked.txt", "--max-seen", 1)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"exported {base / '1'} (version 1)" in out.stdout
     assert "blocklist: 2 items blocked, 2 unknown ids skipped" in out.stdout.splitlines()
@@ -447,11 +459,25 @@ def test_cli_exports_and_prints_signatures(model, tmp_path):
       "positive number of GiB", 2),
      (["{tmp}/missing"], "the following arguments are required: --out", 2)],
 )
-def test_cli_bad_arguments_fail_in_one_line(args, message, status, tmp_path):
-    out = run_cli(*(a.format(tmp=tmp_path) for a in args))
+def test_cli_bad_arguments_fail_in_one_line(args, message, status, tmp_path, capsys):
+    out = run_main(capsys, *(a.format(tmp=tmp_path) for a in args))
     assert out.returncode == status
     assert "Traceback" not in out.stderr
     lines = quiet(out.stderr)
     assert len(lines) == 1 and lines[0].startswith("python -m tf_gru4rec.export: error: ")
     assert message in lines[0]
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_the_export_command_runs_as_python_m(tmp_path):
+    """The entry point itself (`python -m tf_gru4rec.export`, a new process): past the
+    TensorFlow import, a missing model directory is exit 1 and one stderr line, TensorFlow's
+    start-up logs silenced. The other settings and errors are checked in-process above;
+    `test_cli.py` runs --help and a usage error in new processes too."""
+    out = run_cli(tmp_path / "missing", "--out", tmp_path / "o")
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    lines = quiet(out.stderr)
+    assert len(lines) == 1 and lines[0].startswith("python -m tf_gru4rec.export: error: ")
+    assert "not a model directory" in lines[0]
     assert not os.path.exists(tmp_path / "o")

@@ -43,9 +43,15 @@ def test_learns_well_above_popularity(synthetic_split, loss, extra):
     assert losses[-1] < losses[0]
 
 
-def test_logs_events_per_second_and_learning_rate(synthetic_split):
+@pytest.fixture(scope="module")
+def small_run(synthetic_split):
+    """`train(train_df, SMALL)`, no callbacks: read (history, weights, a saved copy), never changed."""
+    return train(synthetic_split[0], SMALL, verbose=0)
+
+
+def test_logs_events_per_second_and_learning_rate(synthetic_split, small_run):
     train_df, _ = synthetic_split
-    result = train(train_df, SMALL, verbose=0)
+    result = small_run
     hist = result.history.history
     n_examples = SessionData.from_frame(train_df).n_examples
     assert hist["events"] == [n_examples, n_examples]
@@ -130,9 +136,9 @@ def test_terminate_on_nan_still_works_with_plain_fit(synthetic_split):
     assert len(history.epoch) == 1 and np.isnan(history.history["loss"][0])
 
 
-def test_model_directory_round_trip(synthetic_split, tmp_path):
+def test_model_directory_round_trip(synthetic_split, small_run, tmp_path):
     train_df, test_df = synthetic_split
-    result = train(train_df, SMALL, verbose=0)
+    result = small_run
     path = save_model_dir(result.model, tmp_path / "model", None)
     assert sorted(os.listdir(path)) == ["model.keras", "params.json"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
