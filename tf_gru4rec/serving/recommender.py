@@ -23,7 +23,6 @@ class Recommender:
 
     def __init__(self, model, blocklist=()):
         self.model = model
-        self.blocked = np.zeros(model.n_items, bool)
         self.set_blocklist(blocklist)
 
     def set_blocklist(self, ids):
