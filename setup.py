@@ -36,7 +36,7 @@ setup(
     ],
     extras_require={
         # The tune tests run in CI, so the test extra carries optuna too.
-        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8",
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29", "matplotlib>=3.8",
                  "optuna>=3.5", "mkdocs>=1.6", "mkdocstrings[python]>=0.29"],
         "tune": ["optuna>=3.5"],
     },

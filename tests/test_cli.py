@@ -561,7 +561,8 @@ def test_readme_python_api_runs_on_the_data_it_names(tmp_path):
     code = re.search(r"```python\n(import tf_gru4rec as g\n.*?)```", readme, re.DOTALL).group(1)
     code = code.replace("n_epochs=10", "n_epochs=1").replace("epochs=10", "epochs=1")
     code = code.replace('"../shared/data/yoochoose1_64/"', repr(f"{README_DATA}/"))
-    code += "assert report == {'unknown': [[]], 'empty': []} and ids.shape == (1, 20), report\n"
+    code += ("assert report['unknown'] == [[]] and report['empty'] == [] and report['padded'] == [0] "
+             "and ids.shape == (1, 20), report\n")
     (tmp_path / "example.py").write_text(code)
     proc = subprocess.run([sys.executable, "example.py"], capture_output=True, text=True, check=False,
                           cwd=tmp_path, timeout=1200)

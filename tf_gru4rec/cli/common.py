@@ -278,7 +278,9 @@ def check_before_tensorflow(data_files=(), tests=(), model_dirs=(), params=None)
     missing is an error here (a run reports the good ones).
 
     Raises:
-        CommandError, InputFilesError, params.ParamError.
+        CommandError: a data file or model directory that is not there.
+        InputFilesError: every test file missing.
+        ParamError: bad parameters.
     """
     for path in data_files:
         if not os.path.exists(path):

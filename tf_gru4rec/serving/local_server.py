@@ -45,11 +45,11 @@ _ASSERTION = re.compile(r"assertion failed: \[(.*?)\] \[Condition [^\]]*\] \[x \
 def error_message(error):
     """One line naming what went wrong in a signature, as TF Serving reports it.
 
-    A graph error's text is "Graph execution error:", the failing node and its stack, then
-    the op's message, then "[[{{node ...}}]] [Op:...]": only the op's message is kept. An
-    assertion's ("assertion failed: [text] [Condition ...] [x (...) = ] [31] ...") becomes
-    its text, followed by the offending value when the text ends asking for it ("got",
-    "has").
+    A graph error's text is `Graph execution error:`, the failing node and its stack, then
+    the op's message, then `[[{{node ...}}]] [Op:...]`: only the op's message is kept. An
+    assertion's (`assertion failed: [text] [Condition ...] [x (...) = ] [31] ...`) becomes
+    its text, followed by the offending value when the text ends asking for it (`got`,
+    `has`).
     """
     text = getattr(error, "message", None) or str(error)
     lines = [line.strip() for line in text.splitlines()]
