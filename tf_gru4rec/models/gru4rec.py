@@ -194,6 +194,23 @@ class GRU4Rec(keras.Model):
         embed = self.dropout_p_embed and self.embedding != "none"
         return (self.gru.cells[0].input_dim if embed else 0) + self.gru.noise_width
 
+    def step_gradients(self, step, state, noise=None):
+        """One step's loss, gradients (padding marked for AdagradM) and new state, no update."""
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            scores, new_state = self._sampled_scores(step, state, noise)
+            loss = self.task.step_loss(self.loss, step, scores)
+        gradients = mark_padding(tape.gradient(loss, variables), variables, padding_marks(self, step))
+        return loss, gradients, tf.stop_gradient(new_state)
+
+    @property
+    def _replica_gradients(self):
+        """`step_gradients` compiled with XLA, for a replica under a strategy: the step's
+        compute in one XLA call, the gradient exchange and update outside it."""
+        if getattr(self, "_compiled_gradients", None) is None:
+            self._compiled_gradients = tf.function(self.step_gradients, jit_compile=True)
+        return self._compiled_gradients
+
     def train_step(self, data):
         """Runs one block of K steps (K = 1 under a tf.distribute strategy: see `distribute`)."""
         data = _checked_block(data, self.embedding, self.batch_size)
@@ -203,14 +220,13 @@ class GRU4Rec(keras.Model):
         # Under a strategy Keras scales the loss by 1 / replicas, so the summed gradients are
         # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # The whole loop is XLA on one device (compile); a replica compiles its compute alone.
+        gradients_of = self._replica_gradients if tf.distribute.has_strategy() else self.step_gradients
 
         def update(step, state, t):
-            with tf.GradientTape() as tape:
-                scores, new_state = self._sampled_scores(step, state, None if noise is None else noise[t])
-                loss = self.task.step_loss(self.loss, step, scores)
-            gradients = mark_padding(tape.gradient(loss, variables), variables, padding_marks(self, step))
+            loss, gradients, new_state = gradients_of(step, state, None if noise is None else noise[t])
             self.optimizer.apply(gradients, variables)
-            return loss, tf.stop_gradient(new_state)
+            return loss, new_state
 
         def body(t, state, loss_sum):
             step = {k: v[t] for k, v in per_step.items()}
