@@ -1,16 +1,18 @@
 """Data-parallel training (tf.distribute): accuracy and speed against one device; prints tables.
 
     python benchmarks/distributed.py accuracy [--data ../shared/data/yoochoose1_64] [--epochs 10]
-    python benchmarks/distributed.py speed [--data ...] [--events 100000]
+    python benchmarks/distributed.py speed [--data ...] [--events 100000] [--runs NAME ...]
 
 accuracy: RSC15 parameters (cross-entropy, logq 1, 100 units, 2048 negatives), one device
 with batch 32 against 2 replicas (2 logical CPU devices, MirroredStrategy) with batch 16
 each (the same 32 rows per step, the same learning rate), Recall@20 / MRR@20 on the test set.
 
-speed: events/s of one epoch on the first `--events` training clicks for 1 device, 2
-logical CPU devices (MirroredStrategy) and 2 worker processes on 127.0.0.1
-(MultiWorkerMirroredStrategy), at the same global batch of 32; plus the bytes each replica
-sends per step. Every run is the library's command line in its own process (`--json`).
+speed: events/s of one epoch on the first `--events` training clicks for 1 device, 1
+replica under MirroredStrategy, 2 devices (MirroredStrategy: 2 GPUs, or 2 logical CPU
+devices on a machine without GPUs) and 2 worker processes on 127.0.0.1
+(MultiWorkerMirroredStrategy), at the same global batch of 32 (`--runs` picks some; the
+first is the base of the ratios); plus the bytes each replica sends per step. Every run is
+the library's command line in its own process (`--json`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ RSC15 = ("loss=cross-entropy,logq=1.0,layers=100,dropout_p_embed=0.0,dropout_p_h
          "learning_rate=0.2,momentum=0.2,n_sample=2048,sample_alpha=0.5,constrained_embedding=True,seed=1")
 RUNS = {  # name: (per-replica batch, extra command-line arguments, worker processes)
     "1 device": (32, [], 1),
-    "2 logical CPU devices": (16, ["--distribute", "mirrored", "--replicas", "2"], 1),
+    "1 replica (MirroredStrategy)": (32, ["--distribute", "mirrored", "--replicas", "1"], 1),
+    # On a machine with GPUs, MirroredStrategy's devices are GPUs; without, logical CPUs.
+    "2 devices (MirroredStrategy)": (16, ["--distribute", "mirrored", "--replicas", "2"], 1),
     "2 workers (127.0.0.1)": (16, ["--distribute", "multi-worker"], 2),
 }
 
@@ -95,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--timeout", type=int, default=7200, help="seconds per run")
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), help="speed: these runs only")
     args = parser.parse_args(argv)
     train, test = args.data / "train_full.tsv", args.data / "test.tsv"
     if not train.exists():
@@ -102,9 +107,9 @@ def main(argv=None) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         if args.what == "accuracy":
-            names, epochs = ["1 device", "2 logical CPU devices"], args.epochs
+            names, epochs = ["1 device", "2 devices (MirroredStrategy)"], args.epochs
         else:
-            names, epochs = list(RUNS), 1
+            names, epochs = args.runs or list(RUNS), 1
             train = subset(train, args.events, Path(tmp) / "train.tsv")
         rows = []
         for name in names:
@@ -113,14 +118,15 @@ def main(argv=None) -> int:
     print(f"\n{args.what}: {epochs} epoch(s) on {train.name if args.what == 'accuracy' else f'the first {args.events:,} clicks'}"
           f" of {args.data.name}, RSC15 parameters, 32 rows per step\n")
     base = rows[0]
-    print("| run | batch per replica | Recall@20 | MRR@20 | vs 1 device (R / M) | train s | events/s | "
-          "bytes sent per replica per step (dense + rows) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| run | batch per replica | Recall@20 | MRR@20 | vs {base['run']} (R / M) | train s | events/s | "
+          f"events/s vs {base['run']} | bytes sent per replica per step (dense + rows) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        sent = bytes_per_step(r["batch"]) if r is not base else None
+        sent = bytes_per_step(r["batch"]) if r["run"].startswith("2 ") else None
         print(f"| {r['run']} | {r['batch']} | {r['recall@20']:.4f} | {r['mrr@20']:.4f} | "
               f"{r['recall@20'] / base['recall@20'] - 1:+.2%} / {r['mrr@20'] / base['mrr@20'] - 1:+.2%} | "
               f"{r['train_seconds']:.0f} | {r['events_per_second']:,.0f} | "
+              f"{r['events_per_second'] / base['events_per_second']:.2f}x | "
               + (f"{sent['dense'] / 1e3:.0f} kB + {sent['sparse'] / 1e3:.0f} kB |" if sent else "none |"))
     return 0
 

@@ -2,7 +2,7 @@
 trace summary and controlled micro-benchmarks; see docs/distributed-profile.md.
 
     python benchmarks/profile_distributed.py time SETTING [--events 20000] [--data DIR]
-    python benchmarks/profile_distributed.py profile SETTING [--steps 30] [--logdir DIR]
+    python benchmarks/profile_distributed.py profile SETTING [--steps 2] [--logdir DIR]
     python benchmarks/profile_distributed.py micro REPLICAS [--items 37000]
     python benchmarks/profile_distributed.py workers [--profile]   # 2 workers on 127.0.0.1
     python benchmarks/profile_distributed.py input SETTING    # the input pipeline alone
@@ -101,11 +101,13 @@ def time_setting(setting, data_dir, events, profile_steps=0, logdir=None):
     from tf_gru4rec.training.params import parse_params
     from tf_gru4rec.training.trainer import train
     p = parse_params(params)
-    skip = 20 if strategy else 1
+    skip = 1  # the second call of the second epoch: tracing and compilation are done
     timer = Timer(profile_steps, logdir, skip=skip)
     train(data, params, callbacks=[timer], verbose=0, distribute=strategy)
-    if strategy:
-        steps = len(timer.calls)
+    if strategy:  # the longest shard's steps (a call runs a block of them)
+        from tf_gru4rec.training import distribute
+        steps = distribute.replica_batchers(data, strategy, p.batch_size, n_sample=p.n_sample,
+                                            sample_alpha=p.sample_alpha)[0].n_steps
     else:
         steps = p.build_batcher(data).n_steps
     out = {"setting": setting, "steps_per_epoch": steps, "calls": len(timer.calls),
@@ -164,7 +166,7 @@ def summarise_trace(logdir, calls, top=25):
                 count[name] += 1
                 per_line[line.name] += ev.duration_ps
         result[f"{Path(f).name}:{plane.name}"] = {
-            "top_events_ms_per_call": [
+            "top_events_ms_per_step": [
                 (n, round(d / 1e9 / calls, 3), round(count[n] / calls, 1))
                 for n, d in by_name.most_common(top)],
             "lines": {k: round(v / 1e9 / calls, 3) for k, v in per_line.most_common(12)},
@@ -173,7 +175,7 @@ def summarise_trace(logdir, calls, top=25):
 
 
 def op_types(logdir, calls, top=30):
-    """TF op events (`name:type`) of the host plane: ms per call by type and by scope."""
+    """TF op events (`name:type`) of the host plane: ms per step by type and by scope (`calls`: the steps traced)."""
     by_type, by_scope, n_type = collections.Counter(), collections.Counter(), collections.Counter()
     by_category, n_category = collections.Counter(), collections.Counter()
     busy = collections.Counter()
@@ -202,7 +204,7 @@ def op_types(logdir, calls, top=30):
             "by_scope": [(k, round(v / 1e9 / calls, 3)) for k, v in by_scope.most_common(top)],
             "graph_ops_by_category": [(k, round(v / 1e9 / calls, 3), round(n_category[k] / calls, 1))
                                       for k, v in by_category.most_common()],
-            "busy_ms_per_call_by_thread_kind": {k: round(v / 1e9 / calls, 3) for k, v in busy.most_common()}}
+            "busy_ms_per_step_by_thread_kind": {k: round(v / 1e9 / calls, 3) for k, v in busy.most_common()}}
 
 
 def _category(scope, kind):
@@ -294,7 +296,7 @@ def main(argv=None):
     parser.add_argument("setting", nargs="?", default="mirrored2")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=2, help="profile: calls to trace")
     parser.add_argument("--logdir", default=None)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--items", type=int, default=37_000, help="micro: item-table rows")
@@ -323,9 +325,10 @@ def main(argv=None):
         print(json.dumps(time_setting(args.setting, args.data, args.events)))
         return 0
     logdir = args.logdir or tempfile.mkdtemp(prefix=f"prof-{args.setting}-")
-    steps = args.steps if args.setting != "plain" else 2
-    result = time_setting(args.setting, args.data, args.events, steps, logdir)
-    summary = {"timing": result, "logdir": logdir, "profiled_calls": steps,
+    calls = args.steps
+    result = time_setting(args.setting, args.data, args.events, calls, logdir)
+    steps = calls * result["steps_per_call"]  # every setting runs blocks of ~100 steps per call
+    summary = {"timing": result, "logdir": logdir, "profiled_calls": calls, "per": "step",
                "ops": op_types(logdir, steps), "trace": summarise_trace(logdir, steps)}
     print(json.dumps(summary))
     return 0

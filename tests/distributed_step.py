@@ -4,7 +4,8 @@ because logical devices must be set before TensorFlow starts.
 
     python tests/distributed_step.py OUT.npz
     python tests/distributed_step.py --padding OUT.npz   (see `padding_run`)
-    python tests/distributed_step.py --both OUT.npz PADDING.npz   (both runs, one process)
+    python tests/distributed_step.py --both OUT.npz PADDING.npz BLOCKS.npz   (the three runs, one
+        process; BLOCKS: `main` with blocks of 3 steps)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def reference_data():
     return session_data([4, 2, 2, 3, 3, 2, 5, 2, 2, 2])
 
 
-def main(out, strategy=None):
+def main(out, strategy=None, block_steps=1):
     strategy = strategy or distribute.make_strategy("mirrored", REPLICAS)
     data = reference_data()
     with strategy.scope():
@@ -42,21 +43,22 @@ def main(out, strategy=None):
     # The real masks' uniforms at three (epoch, step) positions, on both replicas.
     masks = [strategy.experimental_local_results(strategy.run(
         lambda p=p: model._dropout_noise(1, B, tf.constant(p)))) for p in ([0, 3], [1, 3], [0, 3])]
-    batchers = distribute.replica_batchers(data, strategy, B, n_sample=S, seed=5)
+    batchers = distribute.replica_batchers(data, strategy, B, n_sample=S, seed=5, block_steps=block_steps)
     steps = batchers[0].n_steps
     recorded = [[] for _ in batchers]
     for r, batcher in enumerate(batchers):  # record the blocks each replica is fed
         blocks = batcher.blocks
         batcher.blocks = lambda blocks=blocks, r=r: (recorded[r].append(b) or b for b in blocks())
+    # Uniforms for more steps than the epoch has: a padding step that runs gets some too.
     noise = np.random.default_rng(3).random(
-        (REPLICAS, steps, 1, B, model._noise_width)).astype(np.float32)
+        (REPLICAS, steps + 8, 1, B, model._noise_width)).astype(np.float32)
 
     def replica_noise(block_steps, batch_size, position):  # replica r's noise of this step
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         return tf.gather_nd(noise, [[replica, position[1]]])[0]
 
     model._dropout_noise = replica_noise
-    batch_logs = []  # what callbacks see after each step (Keras averages the replicas' logs)
+    batch_logs = []  # what callbacks see after each block (Keras averages the replicas' logs)
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batch_logs.append(logs))
     history = model.fit(distribute.distributed_dataset(strategy, batchers), epochs=1, verbose=0,
                         callbacks=[record])
@@ -128,11 +130,12 @@ def padding_run(out, strategy=None):
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--both":  # one TensorFlow start-up for both tests
-        # One strategy for both runs: a second MirroredStrategy in the same process reuses
+    if sys.argv[1] == "--both":  # one TensorFlow start-up for the tests
+        # One strategy for the runs: a second MirroredStrategy in the same process reuses
         # the first one's collective instance keys (a shape mismatch in the all-reduce).
         both = distribute.make_strategy("mirrored", REPLICAS)
         main(sys.argv[2], both)
         padding_run(sys.argv[3], both)
+        main(sys.argv[4], both, block_steps=3)
     else:
         padding_run(sys.argv[2]) if sys.argv[1] == "--padding" else main(sys.argv[1])

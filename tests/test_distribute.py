@@ -108,9 +108,11 @@ def test_strategy_settings_are_checked():
     assert distribute.is_chief(None)
 
 
-def test_one_replica_trains_exactly_like_one_device():
-    """A strategy of one replica (one-step blocks, no XLA, the loss scaled by 1 / 1) leaves
-    the parameters where blocks of 4 steps on one device leave them."""
+@pytest.mark.parametrize("replica_block_steps", [1, 4])
+def test_one_replica_trains_exactly_like_one_device(replica_block_steps):
+    """A strategy of one replica (blocks of 1 or 4 steps run one step at a time, XLA for the
+    step's compute only, the loss scaled by 1 / 1) leaves the parameters where blocks of 4
+    steps on one device leave them."""
     data = sessions([4, 2, 6, 3, 3, 2, 5, 2], n_items=9)
     args = dict(item_ids=data.item_map.ids, layers=[6], batch_size=3, seed=2)
 
@@ -128,7 +130,8 @@ def test_one_replica_trains_exactly_like_one_device():
     assert not replicated.jit_compile
     history = replicated.fit(
         distribute.distributed_dataset(
-            strategy, distribute.replica_batchers(data, strategy, 3, n_sample=4, seed=9)),
+            strategy, distribute.replica_batchers(data, strategy, 3, n_sample=4, seed=9,
+                                                  block_steps=replica_block_steps)),
         epochs=2, verbose=0)
     assert history.history["events"] == [data.n_examples] * 2
     for a, b in zip(single.trainable_weights, replicated.trainable_weights):
@@ -137,15 +140,16 @@ def test_one_replica_trains_exactly_like_one_device():
 
 @pytest.fixture(scope="module")
 def two_replica_runs(tmp_path_factory):
-    """`distributed_step.py --both`: the reference-step run and the padding run, in one
-    process of 2 logical CPUs (one TensorFlow start-up for the two tests below); their
-    .npz files (step, padding). Both tests only read them."""
+    """`distributed_step.py --both`: the reference-step run, the padding run and the
+    reference run in blocks of 3 steps, in one process of 2 logical CPUs (one TensorFlow
+    start-up for the tests below); their .npz files (step, padding, blocks). The tests only
+    read them."""
     root = tmp_path_factory.mktemp("two-replicas")
-    out = {"step": root / "step.npz", "padding": root / "padding.npz"}
+    out = {"step": root / "step.npz", "padding": root / "padding.npz", "blocks": root / "blocks.npz"}
     # PYTHONPATH: the script must import this checkout's tf_gru4rec, as `-m` runs do.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, str(HERE / "distributed_step.py"), "--both", str(out["step"]),
-                           str(out["padding"])], timeout=2 * TIMEOUT, capture_output=True, env=env,
+                           str(out["padding"]), str(out["blocks"])], timeout=2 * TIMEOUT, capture_output=True, env=env,
                           check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
     return out
@@ -194,6 +198,21 @@ def test_two_replicas_step_equals_the_reference_of_the_combined_batch(two_replic
     # Per-step logs (progress bar, callbacks): running totals over both replicas.
     np.testing.assert_array_equal(z["batch_events"], np.cumsum(valid_per_step))
     np.testing.assert_allclose(z["batch_loss"], np.cumsum(reference.step_losses) / np.arange(1, 8), rtol=1e-4)
+
+
+def test_blocks_of_several_steps_train_exactly_as_one_step_calls(two_replica_runs):
+    """The reference run fed in blocks of 3 steps (one call runs a block, step by step; the
+    epoch's 7 steps end in a block of 1 real step and 2 padding steps that must not run)
+    ends with the weights, slots and states of the run of one step per call."""
+    one, blocks = np.load(two_replica_runs["step"]), np.load(two_replica_runs["blocks"])
+    assert blocks["block/0/n_steps"].tolist() == [3, 3, 1]
+    assert blocks["block/0/inputs"].shape[1] == 3 and one["block/0/inputs"].shape[1] == 1
+    compared = [k for k in one if k.split("/")[0] in ("initial", "final", "acc", "vel", "state")]
+    assert len(compared) > 10
+    for key in compared:
+        np.testing.assert_allclose(blocks[key], one[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    assert float(blocks["events"]) == float(one["events"])
+    assert float(blocks["loss"]) == pytest.approx(float(one["loss"]), rel=1e-6)
 
 
 def test_padding_steps_of_a_replica_touch_no_row(two_replica_runs):

@@ -142,7 +142,12 @@ class GRU4Rec(keras.Model):
     def compile(self, optimizer="adagradm", loss="cross-entropy", jit_compile=None, **kwargs):
         """`keras.Model.compile` with a `GRU4RecLoss` (or its name), the optimizer built (the
         compiled loop creates no variables) and XLA on one device only (a replica's gradient
-        sync cannot run inside XLA on CPUs)."""
+        sync cannot run inside XLA on CPUs: there each step's compute is XLA on its own).
+        Under a strategy a call runs a block per replica (`make_train_function`), so
+        `steps_per_execution` stays 1."""
+        if tf.distribute.has_strategy() and kwargs.get("steps_per_execution", 1) != 1:
+            raise ValueError("under a tf.distribute strategy a call runs one block per replica: give "
+                             "replica_batchers(..., block_steps=K) instead of steps_per_execution")
         jit_compile = False if tf.distribute.has_strategy() else jit_compile is None or jit_compile
         loss = losses_module.get(loss) if isinstance(loss, str) else loss
         if not isinstance(loss, losses_module.GRU4RecLoss):
@@ -211,41 +216,70 @@ class GRU4Rec(keras.Model):
             self._compiled_gradients = tf.function(self.step_gradients, jit_compile=True)
         return self._compiled_gradients
 
+    def _train_one(self, step, state, noise, gradients_of):
+        """One step from the carried state: reset, gradients, update -> (loss, new state)."""
+        state = tf.where(step["reset"][:, None], 0.0, state)
+        loss, gradients, new_state = gradients_of(step, state, noise)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return loss, new_state
+
     def train_step(self, data):
-        """Runs one block of K steps (K = 1 under a tf.distribute strategy: see `distribute`)."""
+        """Runs one block of K steps in one compiled loop (one device; under a strategy
+        `make_train_function` runs a block one synchronised step at a time)."""
         data = _checked_block(data, self.embedding, self.batch_size)
         per_step = {k: v for k, v in data.items() if k not in ("n_steps", "position")}
-        variables = self.trainable_variables
         noise = self._dropout_noise(*data["inputs"].shape, data.get("position"))
-        # Under a strategy Keras scales the loss by 1 / replicas, so the summed gradients are
-        # those of (all replicas' active rows) / (replicas * B); the logged loss is unscaled.
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        # The whole loop is XLA on one device (compile); a replica compiles its compute alone.
-        gradients_of = self._replica_gradients if tf.distribute.has_strategy() else self.step_gradients
-
-        def update(step, state, t):
-            loss, gradients, new_state = gradients_of(step, state, None if noise is None else noise[t])
-            self.optimizer.apply(gradients, variables)
-            return loss, new_state
 
         def body(t, state, loss_sum):
             step = {k: v[t] for k, v in per_step.items()}
-            state = tf.where(step["reset"][:, None], 0.0, state)
-            if tf.distribute.has_strategy():  # every replica joins each step's all-reduce
-                loss, state = update(step, state, t)
-            else:  # a step without active rows (an epoch padded by raising n_steps) is none
-                loss, state = tf.cond(tf.reduce_any(step["valid"]),
-                                      lambda: update(step, state, t), lambda: (0.0, state))
-            return t + 1, state, loss_sum + loss * replicas
+            # A step without active rows (an epoch padded by raising n_steps) is none.
+            loss, state = tf.cond(
+                tf.reduce_any(step["valid"]),
+                lambda: self._train_one(step, state, None if noise is None else noise[t], self.step_gradients),
+                lambda: (0.0, state))
+            return t + 1, state, loss_sum + loss
 
-        if data["inputs"].shape[0] == 1:  # a strategy's all-reduce may not sit in a while_loop
-            _, state, loss_sum = body(0, self.train_state.value, 0.0)
-        else:
-            _, state, loss_sum = tf.while_loop(lambda t, *_: t < data["n_steps"], body,
-                                               (tf.constant(0), self.train_state.value, 0.0))
+        _, state, loss_sum = tf.while_loop(lambda t, *_: t < data["n_steps"], body,
+                                           (tf.constant(0), self.train_state.value, 0.0))
         self.train_state.assign(state)
         self.task.update(loss_sum, data["n_steps"], data["valid"])
-        return self.task.logs(replicas)
+        return self.task.logs()
+
+    def replica_step(self, block, t):
+        """Step t of this replica's block, under a strategy: every replica runs it at once,
+        an inactive one too (the gradient exchange is a synchronisation point). Its dropout
+        noise depends on (epoch, step) only, not on how the epoch is cut into blocks."""
+        block = _checked_block(block, self.embedding, self.batch_size)
+        step = {k: v[t] for k, v in block.items() if k not in ("n_steps", "position")}
+        noise = self._dropout_noise(1, self.batch_size, block["position"] + tf.stack([0, t]))
+        loss, state = self._train_one(step, self.train_state.value, None if noise is None else noise[0],
+                                      self._replica_gradients)
+        self.train_state.assign(state)
+        # Keras scales the loss by 1 / replicas, so the summed gradients are those of (all
+        # replicas' active rows) / (replicas * B); the logged loss is unscaled.
+        self.task.update(loss * self.distribute_strategy.num_replicas_in_sync, 1, step["valid"][None])
+
+    def make_train_function(self, force=False):
+        """One device: Keras' (a call runs `train_step` on a block). Under a strategy a call
+        takes a block per replica and runs its steps in a loop of `strategy.run`s, the logs
+        reduced once per call: the replicas synchronise once per step, not the input and logs."""
+        strategy = self._distribute_strategy
+        if strategy is None:
+            return super().make_train_function(force)
+        if self.train_function is not None and not force:
+            return self.train_function
+        replicas = strategy.num_replicas_in_sync
+
+        @tf.function
+        def run_block(iterator):
+            block = next(iterator)
+            n_steps = strategy.experimental_local_results(block["n_steps"])[0]  # same everywhere
+            for t in tf.range(n_steps):
+                strategy.run(self.replica_step, args=(block, t))
+            return _mean_over_replicas(strategy, lambda: self.task.logs(replicas))
+
+        self.train_function = run_block
+        return run_block
 
     # ----- persistence ---------------------------------------------------------------------
     def get_config(self):
@@ -267,6 +301,20 @@ class GRU4Rec(keras.Model):
             super().load_own_variables(store)
 
 
+def _mean_over_replicas(strategy, logs_fn):
+    """The replicas' logs (`logs_fn` in replica context) averaged as Keras averages them,
+    packed into one reduction (one collective between workers)."""
+    keys = []
+
+    def packed():
+        logs = logs_fn()
+        keys[:] = sorted(logs)
+        return tf.stack([tf.reshape(logs[k], []) for k in keys])[None]  # [1, n]
+
+    mean = strategy.reduce("MEAN", strategy.run(packed), axis=0)
+    return dict(zip(keys, tf.unstack(mean)))
+
+
 def padding_marks(model, step):
     """Indices for the item tables' gradients of a step with its padding at row -1, which
     AdagradM skips (`mark_padding`): the step's `rows` padding and (separate or one-hot input)
@@ -279,11 +327,7 @@ def padding_marks(model, step):
 
 
 def _checked_block(data, embedding, batch_size):
-    """The block, refused (`check_blocks`) when it does not fit the model. A distributed
-    dataset leaves the step dimension unknown: its blocks have one step."""
-    if tf.distribute.has_strategy():
-        data = {k: v if k in ("n_steps", "position") else tf.ensure_shape(v, [1, *v.shape[1:]])
-                for k, v in data.items()}
+    """The block, refused (`check_blocks`) when it does not fit the model."""
     check_blocks({k: v.shape for k, v in data.items()}, embedding, batch_size)
     return data
 

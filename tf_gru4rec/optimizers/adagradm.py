@@ -135,8 +135,56 @@ class AdagradM(keras.optimizers.Optimizer):
         vel.scatter_update(tf.IndexedSlices(new_vel, rows))
         var.scatter_update(tf.IndexedSlices(tf.gather(var, rows) + new_vel, rows))
 
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        """The replicas' gradients summed, under a strategy (Keras calls this in each
+        replica's step): the dense ones in one batched all-reduce and the row-sparse ones in
+        one all-gather per row count (`gather_row_slices`), not TensorFlow's three gathers
+        per table. With one replica there is nothing to exchange."""
+        context = tf.distribute.get_replica_context()
+        pairs = list(grads_and_vars)
+        if context is None or context.num_replicas_in_sync == 1:
+            return pairs
+        grads = [g for g, _ in pairs]
+        dense = [i for i, g in enumerate(grads) if g is not None and not isinstance(g, tf.IndexedSlices)]
+        for i, reduced in zip(dense, context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in dense])):
+            grads[i] = reduced
+        groups = {}
+        for i, g in enumerate(grads):
+            if isinstance(g, tf.IndexedSlices):
+                groups.setdefault((g.values.shape[0], g.values.dtype), []).append(i)
+        for (rows, _), members in groups.items():
+            if rows is None:  # no static row count to pack by: TensorFlow's own gather
+                gathered = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in members])
+            else:
+                gathered = gather_row_slices(context, [grads[i] for i in members])
+            for i, g in zip(members, gathered):
+                grads[i] = g
+        return [(g, v) for g, (_, v) in zip(grads, pairs)]
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon}
+
+
+def gather_row_slices(context, slices):
+    """All replicas' row-sparse gradients of the same row count n, in one all-gather.
+
+    Each gradient's values [n, ...] and its indices, bit-cast to float32 (a collective only
+    copies them, so they come back exact), sit side by side in one [n, width] tensor; the
+    gathered [R * n, width] splits back into IndexedSlices holding replica 0's rows, then
+    replica 1's... as TensorFlow's gather of IndexedSlices orders them (so is the sum).
+    """
+    n = slices[0].values.shape[0]
+    columns, widths = [], []
+    for g in slices:
+        values = tf.reshape(g.values, [n, -1])
+        columns += [values, tf.bitcast(tf.cast(g.indices, tf.int32), g.values.dtype)[:, None]]
+        widths += [values.shape[1], 1]
+    parts = tf.split(context.all_gather(tf.concat(columns, axis=1), axis=0), widths, axis=1)
+    return [
+        tf.IndexedSlices(tf.reshape(values, [-1, *g.values.shape[1:]]),
+                         tf.cast(tf.bitcast(indices[:, 0], tf.int32), g.indices.dtype), g.dense_shape)
+        for g, values, indices in zip(slices, parts[0::2], parts[1::2])
+    ]
 
 
 def mark_padding(gradients, variables, indices_of):

@@ -52,11 +52,7 @@ class NextItemTask(keras.layers.Layer):
     def logs(self, replicas=1):
         """What `fit` shows. Keras averages the replicas' logs, so events times R averages to
         all replicas' events."""
-        logs = {"loss": self.loss_tracker.result(), "events": self.events_tracker.result() * replicas}
-        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
-            # Keras 3 averages multi-worker logs along axis 0, which scalars do not have.
-            logs = {k: tf.reshape(v, [1]) for k, v in logs.items()}
-        return logs
+        return {"loss": self.loss_tracker.result(), "events": self.events_tracker.result() * replicas}
 
     @property
     def metrics(self):

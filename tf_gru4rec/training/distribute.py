@@ -18,9 +18,11 @@ Plain Keras use:
     strategy = tf.distribute.MirroredStrategy()
     with strategy.scope():
         model = GRU4Rec(item_ids=data.item_map.ids, batch_size=B, ...)
-        model.compile(optimizer=AdagradM(...), loss=CrossEntropy(...),
-                      steps_per_execution=100)
-    model.fit(distributed_dataset(strategy, replica_batchers(data, strategy, B, ...)))
+        model.compile(optimizer=AdagradM(...), loss=CrossEntropy(...))
+    model.fit(distributed_dataset(strategy, replica_batchers(data, strategy, B, block_steps=100, ...)))
+
+One call of the model's train function runs a block: its steps one after the other, each a
+`strategy.run` (every step synchronises the replicas), the step's compute an XLA call.
 """
 
 from __future__ import annotations
@@ -223,9 +225,11 @@ def oversubscription_warning(strategy: tf.distribute.Strategy) -> str | None:
 def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_size: int,
                      n_sample: int = 2048, sample_alpha: float = 0.5,
                      sample_cache_size: int = 10_000_000, inputs_in_rows: bool = True,
-                     seed: int | None = None) -> list[SessionParallelBatcher]:
+                     seed: int | None = None, block_steps: int = 1) -> list[SessionParallelBatcher]:
     """One batcher per replica of `strategy` (all of them, so every worker agrees on the
-    epoch length): blocks of one step, padded with inactive steps to the longest shard.
+    epoch length): blocks of `block_steps` steps (one call of the model's train function
+    runs a block, one synchronised step at a time), padded with inactive steps to the
+    longest shard.
 
     The samplers share one seed, so every replica draws the same negatives each step, and
     one sampling table (built once). With `seed` None that seed is 0 (workers cannot agree
@@ -237,7 +241,7 @@ def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_
     table = sampling_table(data.support(), sample_alpha) if n_sample > 0 else None
     batchers = [
         SessionParallelBatcher(
-            data, batch_size, n_sample=n_sample, sample_alpha=sample_alpha, block_steps=1,
+            data, batch_size, n_sample=n_sample, sample_alpha=sample_alpha, block_steps=block_steps,
             sample_cache_size=sample_cache_size, inputs_in_rows=inputs_in_rows,
             seed=0 if seed is None else seed, shard=(r, count), sampling_table=table)
         for r in range(count)
@@ -249,7 +253,7 @@ def replica_batchers(data: SessionData, strategy: tf.distribute.Strategy, batch_
 
 
 def distributed_dataset(strategy: tf.distribute.Strategy, batchers, prefetch: int = 8):
-    """The replicas' one-step blocks as a distributed dataset for `model.fit`.
+    """The replicas' blocks as a distributed dataset for `model.fit`.
 
     Each input pipeline (one per worker) yields the steps of its local replicas in turn,
     which is how `distribute_datasets_from_function` deals elements out to them.

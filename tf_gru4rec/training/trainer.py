@@ -134,7 +134,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         batchers = distribute_module.replica_batchers(
             data, strategy, params.batch_size, n_sample=params.n_sample,
             sample_alpha=params.sample_alpha, sample_cache_size=params.sample_cache_size,
-            inputs_in_rows=params.embedding_mode == "shared", seed=params.seed)
+            inputs_in_rows=params.embedding_mode == "shared", seed=params.seed,
+            block_steps=params.block_steps)
         dataset = distribute_module.distributed_dataset(strategy, batchers)
     else:
         batchers = [params.build_batcher(data)]
