@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU readiness check: one script, under 8 minutes on a GPU machine.
+# GPU readiness check: one script, under 10 minutes on a GPU machine.
 #
 #   bash benchmarks/gpu_check.sh [--device gpu|cpu] [--data DIR] [--max-events N]
 #
@@ -11,9 +11,14 @@
 #    (32, 80) and at 256, on yoochoose1_64: one table of events/s, mini-batches/s,
 #    Recall@20 and MRR@20 (benchmarks/train_speed.py; TF32 as TensorFlow defaults).
 #
+# 3. Data-parallel overhead (issue 20): one epoch of the RSC15 shape on one device, on one
+#    replica under MirroredStrategy (same device), and on 2 devices where the machine has 2
+#    GPUs (benchmarks/distributed.py speed; the ratio column is the figure to report).
+#
 # --device cpu is the dry run that the test suite runs: CUDA hidden, a few tests, the same
-# benchmark runs on the first --max-events clicks (default 500), so every line of this
-# script is exercised on a machine without a GPU.
+# benchmarks run on the first --max-events clicks (default 500; 100,000 in step 3 on a GPU),
+# and step 3 takes 2 logical CPU devices for the 2-GPU run, so every line of this script is
+# exercised on a machine without a GPU.
 set -euo pipefail
 
 device=gpu
@@ -36,8 +41,12 @@ if [ "$device" = cpu ]; then
   export CUDA_VISIBLE_DEVICES=""
   select=(-k "xe-logq-shared-0.3 or test_sum_over_active_rows or repeated_rows or tie_modes_on_a_tiny or step_chain_equals_keras")
   max_events="${max_events:-500}"
+  replica_runs=("1 device" "1 replica (MirroredStrategy)" "2 devices (MirroredStrategy)")
 elif [ "$device" = gpu ]; then
   select=()
+  replica_runs=("1 device" "1 replica (MirroredStrategy)")
+  gpus=$("$python" -c 'import tensorflow as tf; print(len(tf.config.list_physical_devices("GPU")))' 2>/dev/null | tail -1)
+  [ "${gpus:-0}" -ge 2 ] && replica_runs+=("2 devices (MirroredStrategy)")
   "$python" -c 'import sys, tensorflow as tf; gpus = tf.config.list_physical_devices("GPU"); print("GPUs:", gpus); sys.exit(0 if gpus else 1)' \
     || { echo "gpu_check.sh: TensorFlow sees no GPU (use --device cpu for the dry run)" >&2; exit 1; }
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -54,4 +63,9 @@ echo "== 2. one training epoch, RSC15 and RetailRocket shapes, published batch s
 start=$SECONDS
 "$python" benchmarks/train_speed.py --data "$data" --epochs 1 --configs rsc15-xe rr-bprmax \
   --batch-sizes published 256 ${max_events:+--max-events "$max_events"}
+echo "   benchmark took $((SECONDS - start)) s"
+
+echo "== 3. data-parallel overhead: one device, one replica under MirroredStrategy$([ ${#replica_runs[@]} -gt 2 ] && echo ', 2 devices')"
+start=$SECONDS
+"$python" benchmarks/distributed.py speed --data "$data" --events "${max_events:-100000}" --runs "${replica_runs[@]}"
 echo "   benchmark took $((SECONDS - start)) s"

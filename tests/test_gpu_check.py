@@ -1,7 +1,7 @@
 """benchmarks/gpu_check.sh, the GPU readiness script: its CPU dry run exercises every line
-(the tests it selects, all four benchmark runs, the table), so the GPU run is ready.
+(the tests it selects, all four benchmark runs, the table, the data-parallel runs), so the GPU run is ready.
 
-The dry run takes about 80 s (five processes that each start TensorFlow), so it runs with
+The dry run takes about 2 minutes (eight processes that each start TensorFlow), so it runs with
 `pytest -m slow`, keeping the default run short; the argument checks run by default."""
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ def test_cpu_dry_run_runs_the_tests_and_prints_one_table(shared_data):
         cells = [c.strip().replace(",", "") for c in row.split("|")[1:-1]]
         assert float(cells[2]) > 0 and float(cells[4]) > 0
         assert 0 <= float(cells[-1]) <= float(cells[-2]) <= 1
+    # Step 3: one device, one replica, two (logical) devices; events/s and its ratio to one device.
+    runs = {cells[0]: cells for cells in (
+        [c.strip().replace(",", "") for c in line.split("|")[1:-1]]
+        for line in out.stdout.splitlines() if line.startswith(("| 1 ", "| 2 ")))}
+    assert list(runs) == ["1 device", "1 replica (MirroredStrategy)", "2 devices (MirroredStrategy)"]
+    assert runs["1 device"][7] == "1.00x"
+    for cells in runs.values():
+        assert float(cells[6]) > 0 and float(cells[7].rstrip("x")) > 0
 
 
 @pytest.mark.parametrize("args, message", [
