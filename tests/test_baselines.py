@@ -1,12 +1,16 @@
 """Tests of tf_gru4rec.evaluation.baselines: scores and metrics against plain-Python references."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tf_gru4rec.data.item_features import read_item_features
+from tf_gru4rec.data.sessions import SessionData
 from tf_gru4rec.evaluation.baselines import (
+    FeatureOverlap,
     ItemKNN,
     Pop,
     SessionPop,
@@ -240,6 +244,154 @@ def test_prediction_events():
     starts, positions = prediction_events(np.array([0, 2, 5, 7]), "last")
     assert positions.tolist() == [0, 3, 5]
     assert starts.tolist() == [0, 2, 5]
+
+
+# ----- FeatureOverlap -----------------------------------------------------------------------
+# Values a..e (global indices 0..4). Item 4 has none; item 6 is cold (features, no click).
+# File order differs from the training item map's (1 2 3 5 4), so `align` reorders.
+FEATURES = {6: "a|b|e", 5: "d|e", 4: "", 3: "c", 2: "b|c", 1: "a|b"}
+FEATURE_TRAIN = [[1, 2], [2, 3, 3], [1, 5], [4, 2], [5, 1]]  # supp 1: 3, 2: 3, 3: 2, 5: 2, 4: 1
+FEATURE_TEST = [[1, 5, 6], [4, 2, 99, 3], [6, 6, 1], [4, 4], [3, 2, 1, 5], [2, 6]]
+
+
+def write_features(path, table):
+    rows = "".join(f"{i}\t{tags}\n" for i, tags in table.items())
+    path.write_text("ItemId\ttags\n" + rows)
+    return read_item_features(path, encodings={"tags": "multi"})
+
+
+@pytest.fixture(scope="module")
+def tiny_features(tmp_path_factory):
+    features = write_features(tmp_path_factory.mktemp("features") / "items.tsv", FEATURES)
+    train = SessionData.from_frame(frame(FEATURE_TRAIN))
+    return features, train
+
+
+def overlap(tiny_features, **kwargs):
+    features, train = tiny_features
+    return FeatureOverlap(features.align(train.item_map).features, **kwargs).fit(train)
+
+
+def reference_overlap(prefix, catalogue, supp, tie_break):
+    """Scores of the catalogue after the clicks `prefix` (ids), by loops over the values:
+    cosine of each item's value set with the summed value counts of the prefix."""
+    values = {i: set(FEATURES[i].split("|")) - {""} for i in catalogue}
+    profile = {}
+    for i in prefix:
+        for v in values[i]:
+            profile[v] = profile.get(v, 0) + 1
+    norm2 = sum(c * c for c in profile.values())
+    squares, cosines = {}, {}
+    for j in catalogue:
+        dot = sum(profile.get(v, 0) for v in values[j])
+        squares[j] = Fraction(dot * dot, norm2 * len(values[j])) if dot else Fraction(0)
+        cosines[j] = math.sqrt(float(squares[j]))  # one correctly rounded division, as promised
+        textbook = dot / (math.sqrt(norm2) * math.sqrt(len(values[j]))) if dot else 0.0
+        assert cosines[j] == pytest.approx(textbook, rel=1e-15)
+    if tie_break is None:
+        return [cosines[j] for j in catalogue]
+    positive = sorted({q for q in squares.values() if q > 0})
+    factor = max(supp.values()) + 1
+    return [sum(q <= squares[j] for q in positive) * factor + supp[j] for j in catalogue]
+
+
+@pytest.mark.parametrize("max_entries", [4_000_000, 3])
+@pytest.mark.parametrize("tie_break", ["pop", None])
+def test_feature_overlap_equals_brute_force(tiny_features, tie_break, max_entries):
+    model = overlap(tiny_features, tie_break=tie_break, max_entries=max_entries)
+    catalogue = [1, 2, 3, 5, 4, 6]
+    assert model.item_map.ids.tolist() == catalogue
+    supp = {1: 3, 2: 3, 3: 2, 5: 2, 4: 1, 6: 0}
+    assert model.support.tolist() == [supp[i] for i in catalogue]
+    test = SessionData.from_frame(frame(FEATURE_TEST), item_map=model.item_map)
+    starts, positions = prediction_events(test.offsets)
+    got = model.score(test.items, starts, positions)
+    ids = model.item_map.ids[test.items]
+    want = [reference_overlap(ids[s:p + 1].tolist(), catalogue, supp, tie_break)
+            for s, p in zip(starts, positions)]
+    assert len(want) == 11  # 99 skipped; the one-item session [4, 4] is scored too
+    np.testing.assert_array_equal(got, np.array(want))
+
+
+def test_feature_overlap_ranks_the_cold_item_first(tiny_features):
+    # Session 1 5: profile a b d e. Cold 6 (a b e) shares 3 values: 3 / (2 sqrt 3); items 1
+    # (a b) and 5 (d e) 2 / (2 sqrt 2); 2 (b c) 1 / (2 sqrt 2); 3 (c) and 4 (no values) 0.
+    items, starts, positions = np.array([0, 3]), np.array([0]), np.array([1])
+    cos = overlap(tiny_features, tie_break=None).score(items, starts, positions)[0]
+    np.testing.assert_allclose(cos, [1 / math.sqrt(2), 1 / (2 * math.sqrt(2)), 0, 1 / math.sqrt(2), 0,
+                                     math.sqrt(3) / 2], rtol=1e-15, atol=0)
+    assert cos[0] == cos[3]  # 1 and 5: an exact tie
+    scores = overlap(tiny_features).score(items, starts, positions)[0]  # factor 4
+    assert scores.tolist() == [2 * 4 + 3, 1 * 4 + 3, 2, 2 * 4 + 2, 1, 3 * 4 + 0]
+    assert np.argmax(scores) == 5  # no clicks, yet first
+
+
+def test_feature_overlap_items_without_features_score_zero(tiny_features):
+    none, pop = overlap(tiny_features, tie_break=None), overlap(tiny_features)
+    items = np.array([4, 4, 0])  # 4 (no values), 4, then 1
+    starts, positions = np.zeros(3, np.int64), np.arange(3)
+    cos = none.score(items, starts, positions)
+    assert (cos[:, 4] == 0).all()  # item 4 never overlaps
+    assert (cos[:2] == 0).all()  # a session of value-less items overlaps with nothing
+    np.testing.assert_array_equal(pop.score(items, starts, positions)[:2], [pop.support, pop.support])
+    assert pop.score(items, starts, positions)[2, 4] == 1  # its support only
+
+
+def test_feature_overlap_evaluates_cold_clicks(tiny_features):
+    """Clicks on the cold item are targets (not skipped); metrics as from the reference ranks."""
+    model = overlap(tiny_features)
+    got = evaluate_baseline(model, frame(FEATURE_TEST), cutoffs=(1, 3), mode="conservative")
+    catalogue, supp = [1, 2, 3, 5, 4, 6], {1: 3, 2: 3, 3: 2, 5: 2, 4: 1, 6: 0}
+    ranks = []
+    for clicks in FEATURE_TEST:
+        known = [c for c in clicks if c in supp]
+        for p in range(len(known) - 1):
+            scores = reference_overlap(known[:p + 1], catalogue, supp, "pop")
+            ranks.append(sum(s >= scores[catalogue.index(known[p + 1])] for s in scores))
+    ranks = np.array(ranks, dtype=np.float64)
+    assert got["n_events"] == len(ranks) == 11 and got["skipped_unknown"] == 1
+    for k in (1, 3):
+        assert got[f"recall@{k}"] == pytest.approx(np.mean(ranks <= k), abs=1e-12)
+        assert got[f"mrr@{k}"] == pytest.approx(np.mean(np.where(ranks <= k, 1 / ranks, 0)), abs=1e-12)
+
+
+def test_feature_overlap_chunks_equal_dense_reference(tmp_path):
+    """Random catalogue (ties, value-less and cold items): the chunked sparse products equal
+    a dense p @ X^T, whatever max_entries."""
+    rng = np.random.default_rng(3)
+    values = [f"v{k:02d}" for k in range(30)]
+    table = {i: "|".join(rng.choice(values, rng.integers(0, 5), replace=False)) for i in range(1, 121)}
+    features = write_features(tmp_path / "items.tsv", table)
+    train = SessionData.from_frame(frame(random_sessions(rng, 80, list(range(1, 101)))))
+    aligned = features.align(train.item_map)
+    assert aligned.n_cold > 0
+    x = np.zeros((len(aligned.features), features.n_values))  # [N, M], dense on purpose
+    for j in range(len(x)):
+        x[j, aligned.features.item_values(j)] = 1
+    model = FeatureOverlap(aligned.features, tie_break=None).fit(train)
+    test = SessionData.from_frame(frame(random_sessions(rng, 40, list(range(1, 121)))),
+                                  item_map=model.item_map)
+    starts, positions = prediction_events(test.offsets)
+    p = np.stack([x[test.items[s:e + 1]].sum(axis=0) for s, e in zip(starts, positions)])  # [E, M]
+    dot = p @ x.T
+    want = np.sqrt(dot * dot / np.outer(np.maximum((p * p).sum(1), 1), np.maximum(x.sum(1), 1)))
+    for max_entries in (4_000_000, 1, 57):
+        got = FeatureOverlap(aligned.features, tie_break=None, max_entries=max_entries).fit(train)
+        np.testing.assert_array_equal(got.score(test.items, starts, positions), want)
+    np.testing.assert_array_equal(model.profiles(test.items, starts, positions), p)
+
+
+def test_feature_overlap_errors(tiny_features, tmp_path):
+    features, train = tiny_features
+    with pytest.raises(ValueError, match=r"^`features` row 0 is item 6, the training item map's item 0 is 1: "
+                                         r"the first rows should be .*align"):
+        FeatureOverlap(features).fit(train)  # file order, not aligned
+    with pytest.raises(ValueError, match="`features` has 2 rows, fewer than the 5 items"):
+        FeatureOverlap(write_features(tmp_path / "two.tsv", {1: "a", 2: "b"})).fit(train)
+    with pytest.raises(TypeError, match="`features` should be an ItemFeatures"):
+        FeatureOverlap(features.align(train.item_map))
+    with pytest.raises(ValueError, match="`tie_break` should be \"pop\" or None"):
+        FeatureOverlap(features, tie_break="popularity")
 
 
 # ----- errors -------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
-"""The baselines GRU4Rec is compared against: Pop, SessionPop and item-kNN.
+"""The baselines GRU4Rec is compared against: Pop, SessionPop, item-kNN and, for cold-start
+items, FeatureOverlap.
 
 Each baseline is fitted on the training rows and scores ALL training items for every
-test event, exactly like the model: `evaluate_baseline` maps the test data with the
-baseline's item map (the training data's, so unknown test items are skipped and counted
-the same way), picks the scored events with `protocols.scored_inputs` (same protocols)
-and sums the metrics with `metrics.Accumulator` (same tie modes, same metrics). Everything
-is vectorised: a batch of b test events is scored as one dense float64 [b, N] array.
+test event, exactly like the model (FeatureOverlap: all items of its item features, the
+training items and then the cold-start items): `evaluate_baseline` maps the test data with
+the baseline's item map (the training data's, or FeatureOverlap's catalogue, so unknown
+test items are skipped and counted the same way), picks the scored events with
+`protocols.scored_inputs` (same protocols) and sums the metrics with `metrics.Accumulator`
+(same tie modes, same metrics). Everything is vectorised: a batch of b test events is
+scored as one dense float64 [b, N] array.
 
 Scores of the test event at position p of a session that starts at position s
 (`items` = the test session's known items, `supp` = training clicks per item):
@@ -16,6 +19,10 @@ Scores of the test event at position p of a session that starts at position s
                 session count decides, global popularity breaks its ties; kept integral
                 so ties are exact)
     ItemKNN     score(j) = sim(items[p], j), 0 outside the last item's neighbours
+    FeatureOverlap
+                score(j) = cos(x_j, sum of x_i over items[s..p]), x_i = item i's binary
+                feature-value vector (with tie_break="pop": levels of that cosine scaled
+                like SessionPop's counts, + supp_j)
 
 Example:
     >>> knn = ItemKNN().fit(train_df)
@@ -32,6 +39,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tf_gru4rec.data.item_features import ItemFeatures
+from tf_gru4rec.data.item_map import ItemMap
 from tf_gru4rec.data.sessions import SessionData
 from tf_gru4rec.evaluation.evaluator import Accumulator, as_session_data, check_options, scored_inputs
 
@@ -228,6 +237,134 @@ class ItemKNN(Baseline):
 
     def score(self, items, starts, positions):
         return self.similarities(items[positions])
+
+
+class FeatureOverlap(Baseline):
+    """Content baseline: ranks items by the overlap of their feature values with the session's.
+
+    With x_j the binary vector of item j's feature values (`ItemFeatures` rows, M values)
+    and the session profile p = sum of x_i over the session's events so far (a plain sum:
+    every click counts once, repeats again, no recency weighting, like SessionPop's counts):
+
+        cos(j) = (p . x_j) / (|p| |x_j|),  0 when j or the session has no feature value
+
+    p . x_j, |p|^2 and |x_j|^2 are integers, and cos(j) is computed as
+    sqrt((p . x_j)^2 / (|p|^2 |x_j|^2)): mathematically equal cosines are equal floats, so
+    the tie modes see exact ties. The session's own items are not excluded (they share all
+    their values, as SessionPop scores them too).
+
+    The catalogue is every row of `features`: `fit` replaces the training item map with the
+    features' ids, so that test clicks on cold-start items (a feature row, no training
+    click) are scored and counted instead of skipped; their support is 0. Not in
+    `BASELINES` (whose classes are built without arguments): it needs the features.
+
+    Scores are the sparse products p . x_j of each event's profile with the items holding
+    its values (a value -> items index), never a dense [N, M] matrix.
+
+    Example:
+        >>> train = SessionData.from_frame(train_df)
+        >>> aligned = read_item_features("items.tsv").align(train.item_map)
+        >>> evaluate_baseline(FeatureOverlap(aligned.features).fit(train), test_df)
+
+    Args:
+        features: `ItemFeatures` in the order of the catalogue, training items first, by
+            index (`ItemFeatures.align(train_item_map).features`).
+        tie_break: "pop": ties of the cosine are broken by training clicks, never more:
+            score(j) = level(j) * (max_supp + 1) + supp_j, with level(j) the number of
+            distinct positive cosines of the event that are <= cos(j) (0 for cos 0); kept
+            integral like SessionPop's scores. Items without a feature value then score
+            supp_j. None: score(j) = cos(j).
+        max_entries: (event, item) products expanded at once while scoring (memory bound:
+            a few int64 and float64 arrays of that length; the events of a batch are
+            processed in chunks of about this many products, one event at least).
+    """
+
+    name = "FeatureOverlap"
+
+    def __init__(self, features: ItemFeatures, tie_break="pop", max_entries=4_000_000):
+        super().__init__()
+        if not isinstance(features, ItemFeatures):
+            raise TypeError(
+                "`features` should be an ItemFeatures (of an AlignedFeatures: its `.features`). "
+                f"Received: `features` of type {type(features).__name__}."
+            )
+        if tie_break not in ("pop", None):
+            raise ValueError(f'`tie_break` should be "pop" or None. Received: `tie_break` = {tie_break!r}.')
+        if int(max_entries) < 1:
+            raise ValueError(
+                f"`max_entries` should be a positive int. Received: `max_entries` = {max_entries!r}."
+            )
+        self.features = features
+        self.tie_break = tie_break
+        self.max_entries = int(max_entries)
+        n, values = len(features), features.values.astype(np.int64)
+        self.row_values = values  # [nnz], CSR item -> values, rows `features.offsets`
+        self.n_row_values = np.diff(features.offsets)  # [N], |x_j|^2
+        item = np.repeat(np.arange(n), self.n_row_values)  # [nnz], the row of each entry
+        order = np.argsort(values, kind="stable")  # CSC: value -> items, ascending item
+        self.column_items = item[order]  # [nnz]
+        self.column_offsets = np.r_[0, np.cumsum(np.bincount(values, minlength=features.n_values))]  # [M + 1]
+
+    def _fit(self, data):
+        known, ids = self.item_map.ids, self.features.ids
+        n = len(known)
+        if len(ids) < n:
+            raise ValueError(f"`features` has {len(ids)} rows, fewer than the {n} items of the training "
+                             "item map; pass `features.align(train_item_map).features`.")
+        bad = np.flatnonzero(self.item_map.lookup(ids[:n]) != np.arange(n))  # matched as `align` does
+        if len(bad):
+            r = bad[0]
+            got, want = ids[r:r + 1].tolist()[0], known[r:r + 1].tolist()[0]  # Python ints or str
+            raise ValueError(f"`features` row {r} is item {got!r}, the training item map's item {r} is "
+                             f"{want!r}: the first rows should be the item map's items by index; pass "
+                             "`features.align(train_item_map).features`.")
+        self.item_map = ItemMap(ids)
+        self.support = np.r_[self.support, np.zeros(len(ids) - n)]
+
+    def profiles(self, items: np.ndarray, starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Session profiles p, the summed feature-value vectors of the events so far: float64 [b, M]."""
+        lengths = positions - starts + 1
+        clicked = items[_ranges(starts, lengths)]  # [sum of lengths]
+        per_click = self.n_row_values[clicked]
+        rows = np.repeat(np.repeat(np.arange(len(positions)), lengths), per_click)
+        values = self.row_values[_ranges(self.features.offsets[clicked], per_click)]
+        m = self.features.n_values
+        return np.bincount(rows * m + values, minlength=len(positions) * m).astype(np.float64).reshape(-1, m)
+
+    def cosines(self, items, starts, positions) -> np.ndarray:
+        """cos(j) of every catalogue item j for each event (arguments of `score`): float64 [b, N]."""
+        profile = self.profiles(items, starts, positions)  # [b, M]
+        n = len(self.features)
+        dot = np.empty((len(positions), n))  # [b, N], p . x_j; every row is written below
+        event, value = np.nonzero(profile)
+        weight = profile[event, value]
+        df = np.diff(self.column_offsets)[value]  # items holding each profile value
+        # Events in chunks of about max_entries (event, item) products (whole events).
+        chunk = np.cumsum(np.bincount(event, weights=df, minlength=len(positions))) // self.max_entries
+        bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, len(positions)]
+        for lo, hi in itertools.pairwise(bounds):
+            sel = slice(np.searchsorted(event, lo), np.searchsorted(event, hi))  # np.nonzero: row order
+            item = self.column_items[_ranges(self.column_offsets[value[sel]], df[sel])]
+            key = (np.repeat(event[sel], df[sel]) - lo) * n + item
+            dot[lo:hi] = np.bincount(key, weights=np.repeat(weight[sel], df[sel]),
+                                     minlength=(hi - lo) * n).reshape(hi - lo, n)
+        # |p| or |x_j| is 0 only where p . x_j is: dividing by 1 there keeps the 0. One
+        # division of integers, so equal cosines stay equal floats.
+        dot *= dot
+        dot /= np.outer(np.maximum((profile * profile).sum(axis=1), 1.0), np.maximum(self.n_row_values, 1))
+        return np.sqrt(dot, out=dot)
+
+    def score(self, items, starts, positions):
+        cos = self.cosines(items, starts, positions)
+        if self.tie_break is None:
+            return cos
+        order = np.argsort(cos, axis=1, kind="stable")
+        ranked = np.take_along_axis(cos, order, axis=1)
+        # A new level at each positive cosine greater than the one before it.
+        new = (ranked > 0) & (np.diff(ranked, axis=1, prepend=0.0) > 0)
+        level = np.empty_like(cos)
+        np.put_along_axis(level, order, np.cumsum(new, axis=1), axis=1)
+        return level * (self.support.max() + 1.0) + self.support
 
 
 BASELINES = {"pop": Pop, "session-pop": SessionPop, "itemknn": ItemKNN}
