@@ -6,7 +6,10 @@ explicit masks, the losses' textbook formulas, dense gradients, and AdagradM app
 touched rows of the item tables only. Nothing here is fast or clever on purpose.
 
 Parameters are a dict of float64 arrays named like the model's weights: "wy", "by",
-"e" (separate embedding), "gru_{i}/wx", "gru_{i}/wh", "gru_{i}/b".
+"e" (separate embedding), "gru_{i}/wx", "gru_{i}/wh", "gru_{i}/b"; with item features
+"output_features/v", "output_features/b" (and "input_features/v" for a separate embedding),
+and config["features"], the dense item x value weights A [N, M] (row i: 1 / |values of i|
+on i's values): an item's vectors are then wy + A v and e + A v_in, its bias by + A b.
 """
 
 from __future__ import annotations
@@ -57,11 +60,12 @@ def forward(p, config, inputs, state, noise=None):
     layers, mode = config["layers"], config["embedding"]
     n_items = p["wy"].shape[0]
     if mode == "shared":
-        x = tf.gather(p["wy"], inputs)
+        x = tf.gather(item_vectors(p, config), inputs)
     elif mode == "none":
         x = tf.one_hot(inputs, n_items, dtype=tf.float64)  # times gru_0/wx below: a row lookup
     else:
-        x = tf.gather(p["e"], inputs)
+        e = p["e"] if config.get("features") is None else p["e"] + config["features"] @ p["input_features/v"]
+        x = tf.gather(e, inputs)
     col = 0
     if noise is not None and mode != "none" and config["dropout_p_embed"]:
         width = x.shape[1]
@@ -83,9 +87,17 @@ def forward(p, config, inputs, state, noise=None):
     return tf.concat(new_state, axis=1), x
 
 
-def full_scores(p, h):
+def item_vectors(p, config):
+    """The output (and shared input) vectors of all items [N, d]."""
+    A = config.get("features")
+    return p["wy"] if A is None else p["wy"] + A @ p["output_features/v"]
+
+
+def full_scores(p, h, config=None):
     """Scores of all N items: [b, N]."""
-    return h @ tf.transpose(p["wy"]) + p["by"]
+    A = (config or {}).get("features")
+    bias = p["by"] if A is None else p["by"] + tf.linalg.matvec(tf.constant(A), p["output_features/b"])
+    return h @ tf.transpose(item_vectors(p, config or {})) + bias
 
 
 def _softmax_over(x, mask):
@@ -141,7 +153,8 @@ class ReferenceTrainer:
         self.p = {k: tf.Variable(v, dtype=tf.float64) for k, v in weights.items()}
         self.acc = {k: np.zeros_like(v) for k, v in weights.items()}
         self.vel = {k: np.zeros_like(v) for k, v in weights.items()}
-        self.log_support = np.log(np.asarray(support, np.float64))
+        with np.errstate(divide="ignore"):  # a cold-start item has no clicks (never drawn)
+            self.log_support = np.log(np.asarray(support, np.float64))
         self.states = [np.zeros((config["batch_size"], sum(config["layers"])))] * replicas
         self.step_losses = []
 
@@ -160,6 +173,12 @@ class ReferenceTrainer:
             tables["gru_0/wx"] = set(inputs[valid])
         else:
             tables["e"] = set(inputs[valid])
+        A = self.config.get("features")
+        if A is not None:  # a feature table's touched rows: the values of the touched items
+            values_of = lambda items: {int(v) for i in items for v in np.flatnonzero(A[i])}  # noqa: E731
+            tables["output_features/v"] = tables["output_features/b"] = values_of(tables["wy"])
+            if mode != "shared":
+                tables["input_features/v"] = values_of(set(inputs[valid]))
         return tables
 
     def _replica_loss(self, r, inputs, targets, reset, valid, negatives, noise):
@@ -170,7 +189,7 @@ class ReferenceTrainer:
         log_q = np.r_[self.log_support[targets], cfg["sample_alpha"] * self.log_support[negatives]]
         new_state, h = forward(self.p, cfg, tf.constant(inputs), tf.constant(state),
                                None if noise is None else tf.constant(noise, tf.float64))
-        scores = tf.gather(full_scores(self.p, h), columns, axis=1)  # [B, B + S]
+        scores = tf.gather(full_scores(self.p, h, cfg), columns, axis=1)  # [B, B + S]
         per_row = row_losses(scores, tf.constant(valid), tf.constant(log_q), cfg)
         self.states[r] = new_state.numpy()
         return tf.reduce_sum(tf.where(valid, per_row, 0.0)) / cfg["batch_size"]  # sum / B

@@ -349,17 +349,54 @@ SHIPPED = ", ".join(shipped_param_files())
     (train_main, ["{train}", "--test", "{foreign}"], 1, "foreign.tsv: no item is known to the model"),
     (train_main, ["{train}", "--test", "{root}/missing.tsv"], 1, "missing.tsv: no such file"),
     (evaluate_main, ["{root}", "{train}"], 1, "not a model directory (no model.keras)"),
+    # item features
+    (train_main, ["{train}", "--feature-columns", "genre"], 2,
+     "--feature-columns and --feature-encodings need --item-features"),
+    (train_main, ["{train}", "--item-features", "{features}", "--feature-encodings", "genre"], 2,
+     "--feature-encodings: 'genre' is not COLUMN=ENCODING"),
+    (train_main, ["{train}", "--item-features", "{features}", "--feature-columns", "nope"], 1,
+     "features.tsv: unknown column(s) ['nope'] in columns; available: ['genre', 'price']"),
+    (train_main, ["{train}", "--item-features", "{dup_features}"], 1,
+     "dup.tsv: 1 ItemId value(s) occur more than once (2 rows), e.g. 1 (2 rows)"),
 ])
 def test_bad_input_exits_with_one_line(files, capsys, main, argv, status, message):
     bad_py = files["root"] / "bad.py"
     bad_py.write_text("params = {}\n")
     names = {"train": files["train"], "root": files["root"], "bad_time": bad_time_file(files["root"]),
-             "foreign": foreign_items_file(files["root"]), "bad_py": bad_py}
+             "foreign": foreign_items_file(files["root"]), "bad_py": bad_py,
+             "features": features_file(files), "dup_features": files["root"] / "dup.tsv"}
+    (files["root"] / "dup.tsv").write_text("ItemId\tgenre\n1\ta\n1\tb\n")
     code, out, err = run(main, [a.format(**names) for a in argv], capsys)
     assert code == status
     assert out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert message in err and "error:" in err and "Traceback" not in err
+
+
+def features_file(files):
+    """Item features of every training item and of test2's item 5, which nobody clicked in
+    training (a cold-start item)."""
+    path = files["root"] / "features.tsv"
+    ids = [*sorted(files["train_df"]["ItemId"].unique()), 5]
+    pd.DataFrame({"ItemId": ids, "genre": [f"g{i % 7}|h{i % 3}" for i in ids],
+                  "price": [float(i % 11) for i in ids]}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_train_with_item_features_evaluates_cold_start_targets(files, capsys):
+    """With features, test2's never-clicked item 5 is in the catalogue: the session 1000 5
+    1007 gives two predictions (one without features) and nothing is skipped as unknown."""
+    code, out, err = run(train_main, [files["train"], "--test", files["test2"], "--item-features",
+                                      features_file(files), "--feature-encodings", "price=numeric:4",
+                                      "--params", "layers=16,batch_size=16,n_sample=16,n_epochs=1,seed=1",
+                                      "--json", "-q"], capsys)
+    assert code == 0, err
+    n_items = files["train_df"]["ItemId"].nunique()
+    assert (f"features.tsv: item features: {n_items} of {n_items} items have a feature row "
+            "(0 without: no features); 1 cold-start item(s) with features only") in err
+    result = last_json(out)
+    assert (result["n_events"], result["skipped_unknown"], result["skipped_sessions"]) == (411, 0, 1)
+    check_metrics(result)
 
 
 # ----- real processes ---------------------------------------------------------------------------

@@ -481,3 +481,29 @@ def test_the_export_command_runs_as_python_m(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("python -m tf_gru4rec.export: error: ")
     assert "not a model directory" in lines[0]
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_model_with_item_features_exports_its_cold_items(data, tmp_path):
+    """Item 5 was never clicked; with features it is in the exported catalogue: the step
+    signature's scores are the Keras model's (features included), and score_items knows it."""
+    import pandas as pd
+
+    from tf_gru4rec.data.item_features import FeatureEncoder
+
+    ids = [*sorted(data[0]["ItemId"].unique()), UNKNOWN]
+    table = pd.DataFrame({"ItemId": ids, "group": [f"g{i % 4}" for i in ids]})
+    features = FeatureEncoder.fit({"group": list(table["group"])}, {"group": "categorical"}, "t").encode(table)
+    model = trainer.train(data[0], PARAMS, verbose=0, item_features=features).model
+    assert model.item_map.ids[-1] == UNKNOWN
+    loaded = tf.saved_model.load(export_module.export_model(model, tmp_path / "gru4rec", k=K, capacity=1000))
+    items = model.item_map.ids[:3].tolist()
+    out = run_step(loaded, items, np.zeros((3, H), np.float32))
+    state, top_ids, top_scores = keras_top_k(model, items, tf.zeros((3, H)))
+    np.testing.assert_allclose(out["state"], state, atol=1e-5)
+    np.testing.assert_array_equal(out["item_ids"], top_ids)
+    np.testing.assert_allclose(out["scores"], top_scores, atol=1e-5)
+    result = loaded.signatures["score_items"](state=tf.constant(out["state"]),
+                                              candidate_ids=tf.constant([[UNKNOWN, ids[0]]] * 3, tf.int64))
+    assert result["known"].numpy().all()
+    full = model.score_all(model.output_of(tf.constant(out["state"]))).numpy()
+    np.testing.assert_allclose(result["scores"].numpy(), full[:, model.item_map.lookup([UNKNOWN, ids[0]])], atol=1e-5)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from gru4rec_reference import reference_name
 
 from tf_gru4rec.data.batcher import SessionParallelBatcher
+from tf_gru4rec.data.item_map import ItemMap
 from tf_gru4rec.data.schedule import session_parallel_schedule
 from tf_gru4rec.data.sessions import SessionData
 from tf_gru4rec.layers.gru import GRUCell
@@ -261,29 +262,64 @@ REFERENCE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case, embedding, momentum", [
-    *[(case, "shared", 0.3) for case in REFERENCE_CASES],
-    ("xe-logq", 3, 0.3), ("xe-logq", "none", 0.3),
-    ("xe-logq", "shared", 0.0),
+def reference_features(item_map):
+    """Features of the reference items: one item without any, one with three values, and a
+    cold-start item (features, no clicks) after the known ones -> (ItemFeatures in model
+    order, dense item x value weights A [N, M])."""
+    import pandas as pd
+
+    from tf_gru4rec.data.item_features import FeatureEncoder
+
+    frame = pd.DataFrame({"ItemId": [*item_map.ids[1:], 99],
+                          "brand": ["a", "b", "a", "c", "b", "c"][: len(item_map)],
+                          "tags": ["x|y", "y", "", "x", "z|x", "y|z"][: len(item_map)]})
+    encoder = FeatureEncoder.fit({c: [v or None for v in frame[c]] for c in ("brand", "tags")},
+                                 {"brand": "categorical", "tags": "multi"}, "reference")
+    features = encoder.encode(frame).align(item_map).features
+    A = np.zeros((len(features), features.n_values))
+    for i in range(len(features)):
+        values = features.item_values(i)
+        A[i, values] = 1.0 / max(len(values), 1)
+    return features, A
+
+
+@pytest.mark.parametrize("case, embedding, momentum, features", [
+    *[(case, "shared", 0.3, False) for case in REFERENCE_CASES],
+    ("xe-logq", 3, 0.3, False), ("xe-logq", "none", 0.3, False),
+    ("xe-logq", "shared", 0.0, False),
+    ("xe-logq", "shared", 0.3, True), ("bprmax-elu", "shared", 0.0, True), ("xe-logq", 3, 0.3, True),
 ])
-def test_training_equals_independent_reference(case, embedding, momentum):
+def test_training_equals_independent_reference(case, embedding, momentum, features):
     """`model.fit` (XLA-compiled `train_step`, blocks of 2 + 1 steps) leaves every weight,
     optimizer slot and the carried state where a plain dense re-computation of the spec puts
     them: full score matrix -> target and sample columns, masks, loss / B, dense gradients,
-    AdagradM on touched item rows only. Both dropouts on, fed the same noise."""
+    AdagradM on touched item rows only. Both dropouts on, fed the same noise. With item
+    features (random feature tables, a cold-start item) the vectors are id + pooled
+    features on both sides, and only the touched items' values move."""
     from gru4rec_reference import ReferenceTrainer, reference_name, weights_of
 
     from tf_gru4rec import losses
+    from tf_gru4rec.training.warm_start import reindex
 
     data = reference_data()
+    item_features, A = reference_features(data.item_map) if features else (None, None)
+    if features:
+        data = reindex(data, ItemMap(item_features.ids))
     loss_args = {k: v for k, v in REFERENCE_CASES[case].items() if k != "loss"}
     config = dict(layers=[5, 4], embedding=embedding, batch_size=4, dropout_p_embed=0.25,
                   dropout_p_hidden=0.3, learning_rate=0.2, momentum=momentum, sample_alpha=0.5,
                   loss=REFERENCE_CASES[case]["loss"], **loss_args)
     model = GRU4Rec(item_ids=data.item_map.ids, layers=config["layers"], embedding=embedding,
-                    batch_size=4, dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11)
+                    batch_size=4, dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11,
+                    item_features=item_features)
     model.compile(optimizer=AdagradM(0.2, momentum=momentum),
                   loss=losses.get(config["loss"], **loss_args))
+    if features:  # off zero, so that the first step's scores already read them
+        config["features"] = A
+        rng = np.random.default_rng(8)
+        for w in model.trainable_weights:
+            if "features" in w.path:
+                w.assign(rng.uniform(-0.5, 0.5, w.shape).astype(np.float32))
     batcher = SessionParallelBatcher(data, 4, n_sample=3, block_steps=2, seed=5,
                                      inputs_in_rows=embedding == "shared")
     blocks = list(batcher.blocks())
@@ -377,3 +413,62 @@ def test_padding_steps_change_nothing_on_one_device(embedding):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
         for (kind, x), y in zip(plain.optimizer.slots(a).items(), padded.optimizer.slots(b).values()):
             np.testing.assert_array_equal(x.numpy(), y.numpy(), err_msg=f"{a.path} {kind}")
+
+
+# ----- item features ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def featured_model():
+    """A shared-embedding model with item features, trained two epochs, cold item last."""
+    from gru4rec_reference import session_data
+
+    from tf_gru4rec.training.warm_start import reindex
+
+    data = session_data([5, 3, 4, 6, 2, 3, 4, 5] * 4, n_items=6)
+    features, _ = reference_features(data.item_map)
+    data = reindex(data, ItemMap(features.ids))
+    model = GRU4Rec(item_features=features, layers=[8], batch_size=4, seed=3)
+    model.compile(optimizer=AdagradM(0.1), loss="cross-entropy")
+    model.fit(SessionParallelBatcher(data, 4, n_sample=3, seed=2).dataset(), epochs=2, verbose=0)
+    return model, features
+
+
+def test_features_score_every_item_alike_and_a_cold_item_scores(featured_model):
+    """The catalogue pass (sparse item x value product), the re-ranking gather and the
+    vectors built by hand give the same scores; the cold-start item's feature part has
+    learned (its values belong to clicked items) and gives it a score of its own."""
+    model, features = featured_model
+    assert model.n_items == 7 and model.item_map.ids[-1] == 99
+    _, h = model.step(tf.constant([1, 2]), model.initial_state(2))
+    table = model.item_table
+    A = np.zeros((7, features.n_values), np.float32)
+    for i in range(7):
+        A[i, features.item_values(i)] = 1.0 / max(len(features.item_values(i)), 1)
+    vectors = table.wy.numpy() + A @ table.features.v.numpy()
+    biases = table.by.numpy() + A @ table.features.b.numpy()
+    expected = h.numpy() @ vectors.T + biases
+    np.testing.assert_allclose(model.score_all(h).numpy(), expected, rtol=1e-5, atol=1e-6)
+    items = tf.constant([[6, 0, 3], [2, 6, 6]])
+    np.testing.assert_allclose(model.score_items(h, items).numpy(),
+                               np.take_along_axis(expected, items.numpy(), 1), rtol=1e-5, atol=1e-6)
+    assert np.abs(A[6] @ table.features.v.numpy()).sum() > 0.01  # the cold item's part moved
+    assert not np.any(table.features.v.numpy()[features.n_values:])  # (no extra rows)
+
+
+def test_features_round_trip_through_keras_file(featured_model, tmp_path):
+    model, _ = featured_model
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_config()["item_features"] == model.get_config()["item_features"]
+    np.testing.assert_array_equal(loaded.item_table.features.item_values.numpy(),
+                                  model.item_table.features.item_values.numpy())
+    out = lambda m: m({"items": tf.constant([0, 6])})["scores"].numpy()  # noqa: E731
+    np.testing.assert_array_equal(out(loaded), out(model))
+    assert list(loaded.item_map.ids) == list(model.item_map.ids)
+
+
+def test_features_need_an_embedding_and_the_model_order(featured_model):
+    _, features = featured_model
+    with pytest.raises(ValueError, match="item features need an input embedding"):
+        GRU4Rec(item_features=features, embedding="none")
+    with pytest.raises(ValueError, match="should list the model's 6 items in index order"):
+        GRU4Rec(item_ids=np.arange(6), item_features=features)

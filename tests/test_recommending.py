@@ -320,3 +320,42 @@ def test_mismatched_rule_inputs_fail_with_a_clear_invalid_argument(served):
 def test_recommend_refuses_a_k_that_is_no_positive_int(model, k):
     with pytest.raises(ValueError, match=rf"^`k` should be a positive int\. Received: k={k}$"):
         Recommender(model).recommend([[IDS[0]]], k=k)
+
+
+# ----- cold-start items ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def featured():
+    """Sessions where item 0 is always followed by a 'hot' item (1, 2 or 3), item 4 by 5;
+    item 99 has the feature 'hot' and no clicks. Trained briefly with item features."""
+    import pandas as pd
+
+    from tf_gru4rec.data.item_features import FeatureEncoder
+    from tf_gru4rec.training.trainer import train
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(400):
+        pair = [0, int(rng.integers(1, 4))] if s % 2 else [4, 5]
+        rows += [(s, item, 2 * s + t) for t, item in enumerate(pair)]
+    clicks = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
+    table = pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5, 99, 98],
+                          "kind": ["start", "hot", "hot", "hot", "start", "other", "hot", "new"]})
+    features = FeatureEncoder.fit({"kind": list(table["kind"])}, {"kind": "categorical"}, "t").encode(table)
+    return train(clicks, "layers=16,batch_size=8,n_sample=4,n_epochs=3,learning_rate=0.2,seed=1",
+                 verbose=0, item_features=features).model
+
+
+def test_a_never_clicked_item_is_recommended_by_its_features(featured):
+    """99 and 98 were never clicked (the id-only catalogue cannot hold them). 99 shares the
+    feature of the items that follow 0, 98's feature is new: after 0, 99 ranks among the
+    'hot' items, its score near theirs and far above 98's (whose score is its untrained id
+    part: what 99's would be without features)."""
+    assert sorted(featured.item_map.ids[:6].tolist()) == [0, 1, 2, 3, 4, 5]
+    assert featured.item_map.ids[6:].tolist() == [99, 98]
+    ids, scores, report = Recommender(featured).recommend([[0], [4]], k=8)
+    after_0, score = ids[0].tolist(), dict(zip(ids[0].tolist(), scores[0].tolist()))
+    assert set(after_0[:4]) == {1, 2, 3, 99}, after_0
+    hot = [score[i] for i in (1, 2, 3)]
+    assert score[99] - score[98] > 0.5 * (min(hot) - score[98]), score
+    assert ids[1].tolist()[0] == 5
+    assert report["unknown"] == [[], []]

@@ -58,6 +58,7 @@ __all__ = sorted(_MODULE_OF)
 #: checks it against Keras' registry.
 _SERIALIZABLE = {
     "layers.gru": ["GRUCell", "GRUStack"],
+    "layers.item_features": ["ItemFeatureEmbedding"],
     "layers.item_table": ["ItemEmbedding", "ItemTable"],
     "losses.ranking": ["BPR", "BPRMax", "CrossEntropy", "TOP1", "TOP1Max"],
     "models.gru4rec": ["GRU4Rec"],

@@ -87,6 +87,15 @@ def train_parser() -> ArgumentParser:
     parser.add_argument("--replicas", type=positive_int, metavar="N",
                         help="with --distribute mirrored: use N devices (on a machine without "
                              "GPUs, N logical CPU devices: a functional check, not a speed-up)")
+    parser.add_argument("--item-features", metavar="FILE",
+                        help="item features (TSV, CSV or Parquet: ItemId plus columns): items add "
+                             "learned embeddings of their features, and the table's never-clicked "
+                             "items become recommendable (cold start)")
+    parser.add_argument("--feature-columns", metavar="COL,...",
+                        help="the --item-features columns to use (default: all)")
+    parser.add_argument("--feature-encodings", metavar="COL=ENC,...",
+                        help="how columns are encoded: categorical, multi (values joined by |), "
+                             "numeric or numeric:N (N quantile buckets); default: inferred")
     parser.add_argument("--baselines", nargs="+", default=None, choices=BASELINE_NAMES,
                         metavar="NAME", help="also evaluate these baselines: "
                         f"{', '.join(BASELINE_NAMES)} (demo default: pop itemknn)")
@@ -109,6 +118,10 @@ def _train_command(argv):
         raise UsageError("--warm-optimizer and --drop-absent-items need --init-from")
     if args.replicas and args.distribute != "mirrored":
         raise UsageError("--replicas needs --distribute mirrored")
+    if (args.feature_columns or args.feature_encodings) and not args.item_features:
+        raise UsageError("--feature-columns and --feature-encodings need --item-features")
+    if args.item_features and args.init_from:
+        raise UsageError("--item-features with --init-from is not supported yet")
     # A warm start's parameters are the saved ones: here checked over the defaults.
     check_before_tensorflow([] if demo else [args.train], args.test, [args.init_from] if args.init_from else [],
                             (args.params, args.param_file, SYNTHETIC_PARAMS if demo else None))
@@ -164,6 +177,17 @@ def _train_command(argv):
         known = int((warm.model.item_map.lookup(train_data.item_map.ids) >= 0).sum())
         log(f"warm start from {args.init_from}: {known} of its {warm.model.n_items} items kept, "
             f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
+    item_features = None
+    if args.item_features:  # the cold-start items join the map before the tests are mapped
+        from tf_gru4rec.data.item_features import read_item_features
+        from tf_gru4rec.data.item_map import ItemMap
+        from tf_gru4rec.training.warm_start import reindex
+
+        item_features = read_item_features(args.item_features, _list(args.feature_columns),
+                                           _encodings(args.feature_encodings))
+        aligned = item_features.align(train_data.item_map)
+        log(f"{args.item_features}: {aligned.summary()}")
+        train_data = reindex(train_data, ItemMap(aligned.features.ids))
     # Test files are read and mapped before training: if none is usable, fail now.
     if demo:
         tests = [("synthetic test data", evaluator.as_session_data(test_df, train_data.item_map))]
@@ -191,7 +215,7 @@ def _train_command(argv):
             result = trainer.train(train_data, params, validation=validation, callbacks=callbacks,
                                     cutoffs=args.cutoffs, mode=args.eval_mode, protocol=args.protocol,
                                     verbose=0 if args.quiet else "auto", checkpoint_dir=args.checkpoint_dir,
-                                    init_from=warm, distribute=strategy)
+                                    init_from=warm, distribute=strategy, item_features=item_features)
     except Exception as e:  # noqa: BLE001: only a lost worker is turned into a line
         if strategy is None or not (lost := distribute.worker_failure(e)):
             raise
@@ -226,6 +250,21 @@ def _train_command(argv):
                 rows.append((test_label(BASELINES[name].name, r["path"], len(results)), metrics))
                 r.setdefault("baselines", {})[name] = {k: v for k, v in metrics.items() if k != "path"}
     report(results, rows, args, timing)
+
+
+def _list(text):
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _encodings(text):
+    """'col=enc,...' -> {col: enc}."""
+    out = {}
+    for part in _list(text) or []:
+        column, sep, encoding = part.partition("=")
+        if not sep or not column.strip():
+            raise UsageError(f"--feature-encodings: {part!r} is not COLUMN=ENCODING")
+        out[column.strip()] = encoding.strip()
+    return out
 
 
 def train_main(argv=None) -> int:

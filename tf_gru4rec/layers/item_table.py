@@ -1,6 +1,7 @@
 """Item tables: the output table that scores (and, shared, embeds) items; a separate input table.
 
-Notation: N = items, d = units of the last GRU layer, U = rows a training step touches.
+Either may add an item's feature part (`ItemFeatureEmbedding`) to its id part. Notation:
+N = items, d = units of the last GRU layer, U = rows a training step touches.
 """
 
 from __future__ import annotations
@@ -18,41 +19,58 @@ class ItemTable(Layer):
     With GRU4Rec's shared ("constrained") embedding the same rows are also the input
     embedding (`embed`).
 
+    With `features` an item's vector is Wy[i] + its pooled feature vector, and its bias
+    by[i] + its pooled feature bias, on both sides.
+
     Args:
         n_items: N.
         units: d.
         seed: seed of Wy's initialisation (by starts at zero).
+        features: an `ItemFeatureEmbedding` of width d with biases, or None.
     """
 
-    def __init__(self, n_items, units, seed=None, **kwargs):
+    def __init__(self, n_items, units, seed=None, features=None, **kwargs):
         kwargs.setdefault("name", "item_table")
         super().__init__(**kwargs)
         self.n_items, self.units, self.seed = int(n_items), int(units), seed
+        self.features = _checked_features(features, self.n_items, self.units, bias=True)
         N, d = self.n_items, self.units
         self.wy = self.add_weight(shape=(N, d), initializer=uniform(N, d, seed), name="wy")
         self.by = self.add_weight(shape=(N,), initializer="zeros", name="by")
         self.built = True
 
     def embed(self, items):
-        """Item indices [b] -> their rows of Wy [b, d] (the shared input embedding)."""
-        return rows(self.wy, items)
+        """Item indices [b] -> their vectors [b, d] (the shared input embedding)."""
+        return self.gather(items)[0]
 
     def gather(self, items):
-        """Rows of Wy [U, d] and by [U] for item indices [U], gathered once per step so that
-        each table's gradient reaches the optimizer as one slice per row."""
-        return rows(self.wy, items), rows(self.by, items)
+        """Vectors [U, d] and biases [U] of item indices [U] (-1: padding, reads row 0),
+        each table gathered once per step so that its gradient reaches the optimizer as one
+        slice per row (per item and value for the feature tables)."""
+        ids = tf.maximum(items, 0)
+        vectors, biases = rows(self.wy, ids), rows(self.by, ids)
+        if self.features is None:
+            return vectors, biases
+        feature_vectors, feature_biases = self.features(items)
+        return vectors + feature_vectors, biases + feature_biases
 
     def call(self, h):
         """Scores of all N items for outputs h [b, d] -> [b, N]."""
-        return tf.matmul(h, self.wy, transpose_b=True) + self.by
+        scores = tf.matmul(h, self.wy, transpose_b=True) + self.by
+        return scores if self.features is None else scores + self.features.score_all(h)
 
     def score_items(self, h, items):
         """Scores of given item indices [b, C] for h [b, d] -> [b, C]: reads only those rows
         (re-ranking, not a catalogue pass), with the formula of `call`."""
-        return tf.einsum("bd,bcd->bc", h, tf.gather(self.wy, items)) + tf.gather(self.by, items)
+        if self.features is None:
+            return tf.einsum("bd,bcd->bc", h, tf.gather(self.wy, items)) + tf.gather(self.by, items)
+        vectors, biases = self.gather(tf.reshape(items, [-1]))
+        vectors = tf.reshape(vectors, tf.concat([tf.shape(items), [self.units]], 0))
+        return tf.einsum("bd,bcd->bc", h, vectors) + tf.reshape(biases, tf.shape(items))
 
     def get_config(self):
-        return {**super().get_config(), "n_items": self.n_items, "units": self.units, "seed": self.seed}
+        return {**super().get_config(), "n_items": self.n_items, "units": self.units, "seed": self.seed,
+                "features": keras.saving.serialize_keras_object(self.features)}
 
 
 @keras.saving.register_keras_serializable("tf_gru4rec")
@@ -60,18 +78,37 @@ class ItemEmbedding(Layer):
     """A separate input embedding E [N, dim]: item indices [b] -> rows [b, dim].
 
     Unlike `keras.layers.Embedding` it gathers without reading the whole table (`rows`).
+    With `features` (an `ItemFeatureEmbedding` of width dim) an item's input is E[i] plus
+    its pooled feature vector.
     """
 
-    def __init__(self, n_items, dim, seed=None, **kwargs):
+    def __init__(self, n_items, dim, seed=None, features=None, **kwargs):
         kwargs.setdefault("name", "item_embedding")
         super().__init__(**kwargs)
         self.n_items, self.dim, self.seed = int(n_items), int(dim), seed
+        self.features = _checked_features(features, self.n_items, self.dim, bias=False)
         self.e = self.add_weight(shape=(self.n_items, self.dim),
                                  initializer=uniform(self.n_items, self.dim, seed), name="e")
         self.built = True
 
     def call(self, items):
-        return rows(self.e, items)
+        vectors = rows(self.e, items)
+        return vectors if self.features is None else vectors + self.features(items)[0]
 
     def get_config(self):
-        return {**super().get_config(), "n_items": self.n_items, "dim": self.dim, "seed": self.seed}
+        return {**super().get_config(), "n_items": self.n_items, "dim": self.dim, "seed": self.seed,
+                "features": keras.saving.serialize_keras_object(self.features)}
+
+
+def _checked_features(features, n_items, dim, bias):
+    """The feature part of a table: None, or an `ItemFeatureEmbedding` (or its config) that
+    fits N, the table's width and whether the table scores (biases)."""
+    if features is None:
+        return None
+    if isinstance(features, dict):
+        features = keras.saving.deserialize_keras_object(features)
+    if (features.n_items, features.dim, features.bias) != (n_items, dim, bias):
+        raise ValueError(f"item features for {features.n_items} items of width {features.dim} (bias "
+                         f"{features.bias}) do not fit a table of {n_items} items of width {dim} "
+                         f"(bias {bias})")
+    return features

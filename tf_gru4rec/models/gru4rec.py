@@ -16,7 +16,7 @@ import tensorflow as tf
 from tf_gru4rec import losses as losses_module
 from tf_gru4rec.data.batcher import check_blocks
 from tf_gru4rec.data.item_map import ItemMap
-from tf_gru4rec.layers import GRUStack, ItemEmbedding, ItemTable
+from tf_gru4rec.layers import GRUStack, ItemEmbedding, ItemFeatureEmbedding, ItemTable, value_matrix
 from tf_gru4rec.layers.base import dropout
 from tf_gru4rec.optimizers import AdagradM
 from tf_gru4rec.optimizers.adagradm import mark_padding
@@ -66,12 +66,19 @@ class GRU4Rec(keras.Model):
         dropout_p_hidden: dropout rate on each GRU layer's output (also the carried state).
         item_ids: original item ids in index order (the item map saved with the model).
         seed: seed of weight initialisation and dropout.
+        item_features: an `ItemFeatures` in model order (`ItemFeatures.align(item_map)
+            .features`, whose ids are then the item map): every item's vector, on the input
+            and the output side, adds learned embeddings of its feature values, so an item
+            without clicks still scores. Needs an embedding ('shared' or an int).
     """
 
     def __init__(self, n_items=None, layers=(100,), embedding="shared", batch_size=64,
-                 dropout_p_embed=0.0, dropout_p_hidden=0.0, item_ids=None, seed=None, **kwargs):
+                 dropout_p_embed=0.0, dropout_p_hidden=0.0, item_ids=None, seed=None,
+                 item_features=None, **kwargs):
         kwargs.setdefault("name", "gru4rec")
         super().__init__(**kwargs)
+        if item_ids is None and hasattr(item_features, "ids"):
+            item_ids = item_features.ids
         self.item_map = _item_map(n_items, item_ids)
         self.n_items = len(self.item_map)
         self.layer_sizes = _checked_layers(layers, dropout_p_embed, dropout_p_hidden, batch_size)
@@ -80,9 +87,14 @@ class GRU4Rec(keras.Model):
         N, d = self.n_items, self.layer_sizes[-1]
         seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
         # In this order the trainable variables (and optimizer slots) keep release 0.1.0's.
-        self.item_table = ItemTable(N, d, seed=seed_of(0))
+        self.item_features = _features_spec(item_features, self.item_map, self.embedding)
+        features = lambda dim, bias, name: None if self.item_features is None else ItemFeatureEmbedding(  # noqa: E731
+            N, self.item_features["n_values"], self.item_features["max_values"], dim, bias=bias,
+            item_values=_item_values(item_features), name=name)
+        self.item_table = ItemTable(N, d, seed=seed_of(0), features=features(d, True, "output_features"))
         separate = isinstance(self.embedding, int)
-        self.item_embedding = ItemEmbedding(N, self.embedding, seed=seed_of(1)) if separate else None
+        self.item_embedding = ItemEmbedding(N, self.embedding, seed=seed_of(1), features=features(
+            self.embedding, False, "input_features")) if separate else None
         self.gru = GRUStack(self.layer_sizes, self.embedding if separate else d,
                             input_rows=N if self.embedding == "none" else None,
                             dropout=self.dropout_p_hidden, seed=seed_of(10))
@@ -183,7 +195,7 @@ class GRU4Rec(keras.Model):
         """Scores of a step's targets and extra negatives [B, B + S] (positives on the
         diagonal) and the new state. The touched rows are gathered once (`rows`, distinct;
         padding -1 reads row 0, and `padding_marks` keeps its slices off that row)."""
-        wy_rows, by_rows = self.item_table.gather(tf.maximum(step["rows"], 0))  # [U, d], [U]
+        wy_rows, by_rows = self.item_table.gather(step["rows"])  # [U, d], [U]
         shared = self.embedding == "shared"
         x = tf.gather(wy_rows, step["input_pos"]) if shared else self.embed(step["inputs"])
         new_state, h = self._advance(x, state, noise)
@@ -285,7 +297,8 @@ class GRU4Rec(keras.Model):
     def get_config(self):
         return {"n_items": self.n_items, "layers": list(self.layer_sizes), "embedding": self.embedding,
                 "batch_size": self.batch_size, "dropout_p_embed": self.dropout_p_embed,
-                "dropout_p_hidden": self.dropout_p_hidden, "seed": self.seed, "name": self.name}
+                "dropout_p_hidden": self.dropout_p_hidden, "seed": self.seed, "name": self.name,
+                **({} if self.item_features is None else {"item_features": self.item_features})}
 
     def save_assets(self, dir_path):
         """The item map travels with the model (`model.save('x.keras')`)."""
@@ -320,9 +333,16 @@ def padding_marks(model, step):
     AdagradM skips (`mark_padding`): the step's `rows` padding and (separate or one-hot input)
     the inputs of inactive rows; a replica whose shard has ended runs whole such steps."""
     marks = {id(model.item_table.wy): step["rows"], id(model.item_table.by): step["rows"]}
+    inputs = tf.where(step["valid"], step["inputs"], -1)
     if model.embedding != "shared":
         table = model.gru.cells[0].wx if model.item_embedding is None else model.item_embedding.e
-        marks[id(table)] = tf.where(step["valid"], step["inputs"], -1)
+        marks[id(table)] = inputs
+    # A feature table is gathered at its items' value indices, -1 where an item has no more.
+    for features, items in ((model.item_table.features, step["rows"]),
+                            (model.item_embedding and model.item_embedding.features, inputs)):
+        if features is not None:
+            values = tf.reshape(features.value_indices(items), [-1])
+            marks.update({id(table): values for table in (features.v, features.b) if table is not None})
     return marks
 
 
@@ -350,6 +370,29 @@ def _restore_release_0_1(model, store):
     for layer in (model.item_table, model.item_embedding):
         if layer is not None:
             layer.restored_by_model = True
+
+
+def _features_spec(item_features, item_map, embedding):
+    """{'n_values': M, 'max_values': L} of the model's item features (None without them)."""
+    if item_features is None:
+        return None
+    if embedding == "none":
+        raise ValueError("item features need an input embedding: give embedding='shared' or an int "
+                         "(with 'none' an item's input is its one-hot id only)")
+    if isinstance(item_features, dict):
+        return {"n_values": int(item_features["n_values"]), "max_values": int(item_features["max_values"])}
+    if len(item_features) != len(item_map) or (item_map.lookup(item_features.ids) != np.arange(len(item_map))).any():
+        raise ValueError(f"item_features should list the model's {len(item_map):,} items in index order "
+                         f"(ItemFeatures.align(item_map).features); it lists {len(item_features):,} items")
+    return {"n_values": int(item_features.n_values),
+            "max_values": int(value_matrix(item_features.values, item_features.offsets).shape[1])}
+
+
+def _item_values(item_features):
+    """The [N, L] value table of given `ItemFeatures` (None: loaded with the weights)."""
+    if item_features is None or isinstance(item_features, dict):
+        return None
+    return value_matrix(item_features.values, item_features.offsets)
 
 
 def _item_map(n_items, item_ids):

@@ -147,7 +147,8 @@ class ServingModule(tf.Module):
             raise ExportError(f"item id {self.pad_id!r} is the pad id of requests and results; "
                               "the catalogue must not contain it")
         self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
-        self.model_variables = [w.value for w in model.trainable_weights]
+        # Trainable weights and the item features' value table (non-trainable, but read).
+        self.model_variables = [w.value for w in model.trainable_weights + _feature_tables(model)]
         # Bound methods, not the model: only the variables above are tracked and saved.
         self._model_step, self._score_all = model.step, model.score_all
         self._output_of, self._model_score_items = model.output_of, model.score_items
@@ -363,6 +364,13 @@ class ServingModule(tf.Module):
 
 
 # ----- warm-up ----------------------------------------------------------------------------
+def _feature_tables(model):
+    """The item -> feature values tables of a model with item features (else none)."""
+    layers = (model.item_table, model.item_embedding)
+    return [layer.features.item_values for layer in layers
+            if layer is not None and getattr(layer, "features", None) is not None]
+
+
 def warmup_requests(model_name, item_ids, state_size, batch_sizes=WARMUP_BATCH_SIZES):
     """PredictionLog protos calling the stateless `step` signature (one per batch size).
 

@@ -68,10 +68,12 @@ class GRU4RecParams:
             return self.embedding
         return "shared" if self.constrained_embedding else "none"
 
-    def build_model(self, item_map) -> GRU4Rec:
+    def build_model(self, item_map, item_features=None) -> GRU4Rec:
+        """The model of these parameters for `item_map` (and `item_features` in its order)."""
         from tf_gru4rec.models.gru4rec import GRU4Rec
 
         return GRU4Rec(
+            item_features=item_features,
             item_ids=item_map.ids,
             layers=self.layers,
             embedding=self.embedding_mode,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import keras
 import pandas as pd
 
+from tf_gru4rec.data.item_map import ItemMap
 from tf_gru4rec.data.sessions import SessionData
 from tf_gru4rec.evaluation.evaluator import EvaluationCallback
 from tf_gru4rec.system import memory
@@ -22,7 +23,7 @@ from tf_gru4rec.training import distribute as distribute_module
 from tf_gru4rec.training.callbacks import EventsPerSecond, StopOnDivergence
 from tf_gru4rec.training.checkpoints import EpochCheckpoint, restore_checkpoint, run_fingerprint
 from tf_gru4rec.training.params import GRU4RecParams, ParamError, parse_params
-from tf_gru4rec.training.warm_start import WarmStart
+from tf_gru4rec.training.warm_start import WarmStart, reindex
 
 
 def check_session_slots(n_sessions: int, batch_size: int, replicas: int) -> None:
@@ -78,7 +79,7 @@ def fit_verbosity(verbose="auto"):
 
 def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5, 10, 20),
           mode="conservative", verbose="auto", checkpoint_dir=None, init_from=None,
-          distribute=None, replicas=None, protocol="next") -> TrainResult:
+          distribute=None, replicas=None, protocol="next", item_features=None) -> TrainResult:
     """Trains GRU4Rec.
 
     Args:
@@ -102,6 +103,9 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
             synchronous data-parallel training, `batch_size` slots per replica (see
             `tf_gru4rec.distribute`).
         replicas: with 'mirrored', how many devices (CPU only: logical devices).
+        item_features: an `ItemFeatures` table (`read_item_features`): the model's items
+            become the training items then the table's never-clicked items (cold-start,
+            recommendable by their features), and every item's vector adds its features'.
 
     Raises:
         DivergenceError: the loss became NaN or infinite (see `StopOnDivergence`).
@@ -119,6 +123,11 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
         pd.DataFrame(train_data), source="training data"
     )
     warm = None if init_from is None else WarmStart.of(init_from)
+    if item_features is not None:
+        if warm is not None:
+            raise ParamError("item features with a warm start (init_from) are not supported yet")
+        item_features = item_features.align(data.item_map).features
+        data = reindex(data, ItemMap(item_features.ids))
     if warm is not None:
         data = warm.prepare(data, params)
     if strategy:
@@ -126,7 +135,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     check_memory(params, strategy, len(data.item_map), data.n_events, data.item_map.id_length,
                  evaluate=validation is not None)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = params.build_model(data.item_map)
+        model = params.build_model(data.item_map, item_features)
         model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
         if warm is not None:
             warm.apply(model)
