@@ -10,6 +10,8 @@ Parameters are a dict of float64 arrays named like the model's weights: "wy", "b
 "output_features/v", "output_features/b" (and "input_features/v" for a separate embedding),
 and config["features"], the dense item x value weights A [N, M] (row i: 1 / |values of i|
 on i's values): an item's vectors are then wy + A v and e + A v_in, its bias by + A b.
+Id dropout: config["id_dropped"][t], the items whose id part (wy, by) step t drops: they
+are A v and A b alone in that step, on both sides, and their wy, by rows are untouched.
 """
 
 from __future__ import annotations
@@ -87,17 +89,26 @@ def forward(p, config, inputs, state, noise=None):
     return tf.concat(new_state, axis=1), x
 
 
+def _id_keep(p, config):
+    """[N] 0 for the items whose id part this step drops (config["id_keep"]), else 1."""
+    keep = config.get("id_keep")
+    return tf.ones_like(p["by"]) if keep is None else tf.constant(keep, tf.float64)
+
+
 def item_vectors(p, config):
     """The output (and shared input) vectors of all items [N, d]."""
     A = config.get("features")
-    return p["wy"] if A is None else p["wy"] + A @ p["output_features/v"]
+    wy = p["wy"] * _id_keep(p, config)[:, None]
+    return wy if A is None else wy + A @ p["output_features/v"]
 
 
 def full_scores(p, h, config=None):
     """Scores of all N items: [b, N]."""
-    A = (config or {}).get("features")
-    bias = p["by"] if A is None else p["by"] + tf.linalg.matvec(tf.constant(A), p["output_features/b"])
-    return h @ tf.transpose(item_vectors(p, config or {})) + bias
+    config = config or {}
+    A = config.get("features")
+    by = p["by"] * _id_keep(p, config)
+    bias = by if A is None else by + tf.linalg.matvec(tf.constant(A), p["output_features/b"])
+    return h @ tf.transpose(item_vectors(p, config)) + bias
 
 
 def _softmax_over(x, mask):
@@ -157,6 +168,7 @@ class ReferenceTrainer:
             self.log_support = np.log(np.asarray(support, np.float64))
         self.states = [np.zeros((config["batch_size"], sum(config["layers"])))] * replicas
         self.step_losses = []
+        self.t = 0  # steps run: id dropout's index
 
     @property
     def state(self):
@@ -179,11 +191,19 @@ class ReferenceTrainer:
             tables["output_features/v"] = tables["output_features/b"] = values_of(tables["wy"])
             if mode != "shared":
                 tables["input_features/v"] = values_of(set(inputs[valid]))
+        dropped = self._dropped()
+        tables["wy"], tables["by"] = tables["wy"] - dropped, tables["by"] - dropped
         return tables
+
+    def _dropped(self) -> set:
+        return set(self.config.get("id_dropped", {}).get(self.t, ()))
 
     def _replica_loss(self, r, inputs, targets, reset, valid, negatives, noise):
         """One replica's mean loss over its B slots; advances its carried state."""
-        cfg = self.config
+        cfg = dict(self.config)
+        if self._dropped():
+            cfg["id_keep"] = np.ones(self.p["by"].shape[0])
+            cfg["id_keep"][sorted(self._dropped())] = 0.0
         state = np.where(reset[:, None], 0.0, self.states[r])
         columns = np.r_[targets, negatives]
         log_q = np.r_[self.log_support[targets], cfg["sample_alpha"] * self.log_support[negatives]]
@@ -228,6 +248,7 @@ class ReferenceTrainer:
                 p[rows] -= step
             var.assign(p)
         self.step_losses.append(float(loss))
+        self.t += 1
         return float(loss)
 
     def run_block(self, block, noise=None):

@@ -207,6 +207,27 @@ def test_encode_new_rows_with_the_same_vocabularies(tmp_path):
     assert message == "frame: column 'year' (numeric:4): 1 value(s) are not finite numbers, e.g. 'soon'"
 
 
+def test_reading_with_an_encoder_extends_its_vocabularies_and_keeps_its_edges(tmp_path):
+    """A warm start's table: known values keep their numbers, new ones are appended per
+    column (sorted), numbers are bucketed at the old edges; `value_index_in` maps old
+    global values to the new ones past the grown columns."""
+    old = read_item_features(write(TABLE, tmp_path / "items.tsv"), encodings=ENCODINGS)
+    new_rows = pd.DataFrame({"ItemId": [10, 99, 98], "brand": ["acme", "nova", "aaa"],
+                             "genres": ["drama|noir", "comedy", ""], "year": [1990, 3000, 1000]})
+    features = read_item_features(write(new_rows, tmp_path / "new.tsv"), encoder=old.encoder)
+    brands, genres = [*BRANDS, "aaa", "nova"], [*GENRES, "noir"]
+    assert features.encoder.vocabularies["brand"] == tuple(brands)
+    assert features.encoder.vocabularies["genres"] == tuple(genres)
+    assert features.encoder.edges == {"year": YEAR_EDGES} and features.unseen == {"brand": 0, "genres": 0, "year": 0}
+    spec = [("brand", "categorical", brands), ("genres", "multi", genres), ("year", "numeric", YEAR_EDGES)]
+    assert as_lists(features) == brute_force(new_rows, spec)
+    old_names = [(c, v) for c in old.columns for v in old.encoder.vocabularies[c]]
+    new_names = [(c, v) for c in features.columns for v in features.encoder.vocabularies[c]]
+    assert old.encoder.value_index_in(features.encoder).tolist() == [new_names.index(n) for n in old_names]
+    assert old.encoder.extension_problem(features.encoder) is None
+    assert features.encoder.extension_problem(old.encoder) == "column 'brand' numbers its values otherwise than the model"
+
+
 # ----- alignment with the model's items ---------------------------------------------------
 def test_align_orders_by_item_map_then_cold_start_items(tmp_path):
     features = read_item_features(write(TABLE, tmp_path / "items.tsv"), encodings=ENCODINGS)

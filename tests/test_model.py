@@ -288,6 +288,7 @@ def reference_features(item_map):
     ("xe-logq", 3, 0.3, False), ("xe-logq", "none", 0.3, False),
     ("xe-logq", "shared", 0.0, False),
     ("xe-logq", "shared", 0.3, True), ("bprmax-elu", "shared", 0.0, True), ("xe-logq", 3, 0.3, True),
+    ("xe-logq", "shared", 0.3, 0.5), ("xe-logq", 3, 0.3, 0.5),  # features, id_dropout=0.5
 ])
 def test_training_equals_independent_reference(case, embedding, momentum, features):
     """`model.fit` (XLA-compiled `train_step`, blocks of 2 + 1 steps) leaves every weight,
@@ -295,7 +296,8 @@ def test_training_equals_independent_reference(case, embedding, momentum, featur
     them: full score matrix -> target and sample columns, masks, loss / B, dense gradients,
     AdagradM on touched item rows only. Both dropouts on, fed the same noise. With item
     features (random feature tables, a cold-start item) the vectors are id + pooled
-    features on both sides, and only the touched items' values move."""
+    features on both sides, and only the touched items' values move; with id dropout (a
+    float `features`) the dropped rows are features alone, their id rows untouched."""
     from gru4rec_reference import ReferenceTrainer, reference_name, weights_of
 
     from tf_gru4rec import losses
@@ -311,7 +313,7 @@ def test_training_equals_independent_reference(case, embedding, momentum, featur
                   loss=REFERENCE_CASES[case]["loss"], **loss_args)
     model = GRU4Rec(item_ids=data.item_map.ids, layers=config["layers"], embedding=embedding,
                     batch_size=4, dropout_p_embed=0.25, dropout_p_hidden=0.3, seed=11,
-                    item_features=item_features)
+                    item_features=item_features, id_dropout=0.0 if features is True else features)
     model.compile(optimizer=AdagradM(0.2, momentum=momentum),
                   loss=losses.get(config["loss"], **loss_args))
     if features:  # off zero, so that the first step's scores already read them
@@ -326,6 +328,18 @@ def test_training_equals_independent_reference(case, embedding, momentum, featur
     assert [b["n_steps"] for b in blocks] == [2, 1]
     assert blocks[0]["reset"][1].tolist() == [False, True, True, False]
     assert blocks[1]["valid"][0].tolist() == [True, True, False, False]
+    if features is not True and features:  # the rows each step drops, drawn by the model's own XLA code
+        kept_of = tf.function(model._kept_ids, jit_compile=True)  # (XLA draws other numbers than eager)
+        config["id_dropped"] = {}
+        for t, r in enumerate(r for b in blocks for r in b["rows"][: b["n_steps"]]):
+            model.optimizer.iterations.assign(t)
+            keep = kept_of({"rows": tf.constant(r)}).numpy()
+            by_item = {int(i): set(keep[r == i].tolist()) for i in set(r.tolist()) - {-1}}
+            assert all(len(k) == 1 for k in by_item.values()), by_item  # a row's repeats share its draw
+            config["id_dropped"][t] = {i for i, k in by_item.items() if k == {0.0}}
+        model.optimizer.iterations.assign(0)
+        n_dropped = sum(map(len, config["id_dropped"].values()))
+        assert 0 < n_dropped < sum(len(set(r) - {-1}) for b in blocks for r in b["rows"][: b["n_steps"]])
     noise = np.random.default_rng(3).random((len(blocks), 2, 4, model._noise_width)).astype(np.float32)
     block_index = tf.Variable(0)
     # The compiled step asks for noise once per block: hand it the next block's.
@@ -459,6 +473,9 @@ def test_features_round_trip_through_keras_file(featured_model, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert loaded.get_config()["item_features"] == model.get_config()["item_features"]
+    assert loaded.feature_encoder == model.feature_encoder and loaded.feature_encoder is not None
+    again = GRU4Rec.from_config({**model.get_config(), "id_dropout": 0.25})
+    assert again.id_dropout == 0.25 and again.get_config()["id_dropout"] == 0.25
     np.testing.assert_array_equal(loaded.item_table.features.item_values.numpy(),
                                   model.item_table.features.item_values.numpy())
     out = lambda m: m({"items": tf.constant([0, 6])})["scores"].numpy()  # noqa: E731
@@ -472,3 +489,12 @@ def test_features_need_an_embedding_and_the_model_order(featured_model):
         GRU4Rec(item_features=features, embedding="none")
     with pytest.raises(ValueError, match="should list the model's 6 items in index order"):
         GRU4Rec(item_ids=np.arange(6), item_features=features)
+    with pytest.raises(ValueError, match=r"^id_dropout=0.5: a drop probability in \[0, 1\], and it needs item features"):
+        GRU4Rec(n_items=6, id_dropout=0.5)
+    with pytest.raises(ValueError, match=r"^id_dropout=1.5: a drop probability"):
+        GRU4Rec(item_features=features, id_dropout=1.5)
+    from tf_gru4rec.training.params import ParamError
+    from tf_gru4rec.training.trainer import train
+
+    with pytest.raises(ParamError, match=r"^id_dropout=0.3 needs item features \(item_features=, --item-features\)"):
+        train(pd.DataFrame({"SessionId": [1, 1], "ItemId": [1, 2], "Time": [0, 1]}), "id_dropout=0.3", verbose=0)

@@ -44,6 +44,7 @@ def test_lists_dicts_seed_and_round_trip():
     ("layers=100/abc", "invalid value for layers"),
     ("batch_size=0", "invalid value for batch_size"),
     ("dropout_p_hidden=1.5", "invalid value for dropout_p_hidden"),
+    ("id_dropout=1.5", r"invalid value for id_dropout: 1.5 \(a drop probability in \[0, 1\]\)"),
     ("momentum=-0.1", "invalid value for momentum"),
     ("n_sample=2.5", "invalid value for n_sample"),
     ("constrained_embedding=maybe", "invalid value for constrained_embedding"),

@@ -292,3 +292,179 @@ def test_a_model_sharing_no_item_with_the_new_data_is_warned_about(frames, tmp_p
         f"{new_df['ItemId'].nunique()} in the data): only the GRU weights carry over; check the item "
         "ids (or train from scratch)"]
     assert f"of its 3 items kept, +{new_df['ItemId'].nunique()} new" in err
+
+
+# ----- issue 19: a warm start with item features ----------------------------------------------
+def feature_tables_of(frames):
+    """Old table: the old items (brand by item, tags), plus cold item 1;
+    new table: the same rows, the NEW items and cold item 2, with a new brand 'b0' (sorted
+    first: it must not renumber the old brands) and a new tag (it shifts the offsets of no
+    later column, tags being last; brand's growth shifts tags' offset)."""
+    old_df, new_df = frames
+    old_items = sorted(old_df["ItemId"].unique().tolist())
+    brand = lambda i: f"b{1 + i % 3}"  # noqa: E731
+    tags = lambda i: "t1|t2" if i % 2 else "t2"  # noqa: E731
+    old = pd.DataFrame({"ItemId": old_items + [1], "brand": [brand(i) for i in old_items] + ["b1"],
+                        "tags": [tags(i) for i in old_items] + ["t1"]})
+    added = pd.DataFrame({"ItemId": NEW + [2], "brand": ["b0"] * len(NEW) + ["b2"],
+                          "tags": ["t3"] * len(NEW) + ["t1|t3"]})
+    return old, pd.concat([old, added], ignore_index=True)
+
+
+def trained_like_with_features(params, item_ids, features, seed=0):
+    """`trained_like` with item features (`features` aligned to `item_ids`)."""
+    aligned = features.align(ItemMap(item_ids)).features
+    model = params.build_model(ItemMap(aligned.ids), aligned)
+    model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+    rng = np.random.default_rng(seed)
+    for v in model.trainable_variables:
+        v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
+        for slot in model.optimizer.slots(v).values():
+            slot.assign(rng.random(v.shape).astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("embedding", ["shared", "separate"])
+def test_warm_start_with_features_copies_values_by_name_and_scores_a_new_item_by_them(frames, tmp_path, embedding):
+    from tf_gru4rec.data.item_features import read_item_features
+
+    old_df, new_df = frames
+    old_table, new_table = feature_tables_of(frames)
+    old_table.to_csv(tmp_path / "old.csv", index=False)
+    new_table.to_csv(tmp_path / "new.csv", index=False)
+    params = params_for(embedding)
+    old = trained_like_with_features(params, SessionData.from_frame(old_df).item_map.ids,
+                                     read_item_features(tmp_path / "old.csv"))
+    assert old.item_map.ids[-1] == 1  # the old cold item
+    features = read_item_features(tmp_path / "new.csv", encoder=old.feature_encoder)
+    assert features.encoder.vocabularies == {"brand": ("b1", "b2", "b3", "b0"), "tags": ("t1", "t2", "t3")}
+    warm = WarmStart(old)
+    data = warm.prepare(SessionData.from_frame(new_df), params, features)
+    aligned = features.align(data.item_map).features
+    model = params.build_model(ItemMap(aligned.ids), aligned)
+    model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
+    warm.apply(model)
+    n_old = old.n_items
+    np.testing.assert_array_equal(model.item_map.ids[:n_old], old.item_map.ids)
+    assert model.item_map.ids[-1] == 2 and set(model.item_map.ids[n_old:-1]) == set(NEW)
+    # Values by name: old brands b1..b3 keep rows 0..2, b0 is row 3 (zero); tags move by one.
+    rows = [0, 1, 2, 4, 5]
+    layers = [(old.item_table.features, model.item_table.features)]
+    if embedding == "separate":
+        layers.append((old.item_embedding.features, model.item_embedding.features))
+    for before, after in layers:
+        for w_old, w_new in zip(before.trainable_weights, after.trainable_weights, strict=True):
+            np.testing.assert_array_equal(numpy(w_new)[rows], numpy(w_old))
+            assert not numpy(w_new)[[3, 6]].any()
+            for name, slot in model.optimizer.slots(w_new).items():
+                np.testing.assert_array_equal(numpy(slot)[rows], numpy(old.optimizer.slots(w_old)[name]))
+                assert not numpy(slot)[[3, 6]].any()
+    # Known items keep their scores (their features are unchanged); the new cold item 2
+    # scores its fresh id part plus its trained features (brand b2, tags t1 and t3).
+    scores = session_scores(model, SESSIONS)
+    np.testing.assert_allclose(scores[..., :n_old], session_scores(old, SESSIONS), rtol=1e-5, atol=1e-5)
+    v, b = numpy(model.item_table.features.v), numpy(model.item_table.features.b)
+    item = model.n_items - 1
+    wy, by = numpy(model.item_table.wy)[item], numpy(model.item_table.by)[item]
+    fresh = params.build_model(ItemMap(aligned.ids), aligned)
+    np.testing.assert_array_equal(wy, numpy(fresh.item_table.wy)[item])
+    assert not by
+    state = model.initial_state(1)
+    state, h = model.step(tf.constant([0], tf.int32), state)
+    values = [1, 4, 6]  # b2, t1, t3: mean-pooled
+    assert np.abs(v[values[:2]]).min() > 0  # trained values: the part is not the zeros of a fresh model
+    expected = h.numpy()[0] @ (wy + v[values].mean(0)) + b[values].mean()
+    np.testing.assert_allclose(model.score_all(h).numpy()[0, item], expected, rtol=1e-5)
+
+
+def test_warm_start_feature_refusals_are_one_line(frames, tmp_path):
+    from tf_gru4rec.data.item_features import read_item_features
+
+    old_df, new_df = frames
+    old_table, new_table = feature_tables_of(frames)
+    old_table.to_csv(tmp_path / "old.csv", index=False)
+    new_table.to_csv(tmp_path / "new.csv", index=False)
+    params = params_for("shared")
+    old = trained_like_with_features(params, SessionData.from_frame(old_df).item_map.ids,
+                                     read_item_features(tmp_path / "old.csv"))
+    data = SessionData.from_frame(new_df)
+    cases = [
+        (None, "the model has item features; give the new item features table (--item-features), "
+               "read with the model's encoder"),
+        # Fitted afresh: b0 sorts first and renumbers the model's brands.
+        (read_item_features(tmp_path / "new.csv"), "(column 'brand' numbers its values otherwise than the model)"),
+        (read_item_features(tmp_path / "new.csv", ["tags", "brand"]),
+         "(columns ['tags', 'brand'], the model's are ['brand', 'tags'])"),
+        (read_item_features(tmp_path / "new.csv", encodings={"tags": "categorical"}),
+         "(column 'tags' is categorical, the model's is multi)"),
+    ]
+    for features, message in cases:
+        with pytest.raises(ArchitectureError, match=r"^cannot warm start: ") as e:
+            WarmStart(old).prepare(data, params, features)
+        assert message in str(e.value) and "\n" not in str(e.value), str(e.value)
+    with pytest.raises(DataError, match=r"new.csv: give an encoder or columns and encodings, not both"):
+        read_item_features(tmp_path / "new.csv", ["brand"], encoder=old.feature_encoder)
+    new_table.drop(columns="tags").to_csv(tmp_path / "no_tags.csv", index=False)
+    with pytest.raises(DataError, match=r"no_tags.csv: unknown column\(s\) \['tags'\] in the encoder "
+                                        r"\(the model's feature columns\); available: \['brand'\]$"):
+        read_item_features(tmp_path / "no_tags.csv", encoder=old.feature_encoder)
+
+
+@pytest.fixture(scope="module")
+def hot_sessions():
+    """Item 0 is always followed by a 'hot' item (1, 2 or 3), item 4 by 5."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(400):
+        pair = [0, int(rng.integers(1, 4))] if s % 2 else [4, 5]
+        rows += [(s, item, 2 * s + t) for t, item in enumerate(pair)]
+    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
+
+
+def test_a_never_clicked_item_is_recommended_after_a_warm_start(hot_sessions, tmp_path):
+    """The model is trained with features; the warm start's table adds item 97 ('hot', never
+    clicked) and 96 (a new value): after 0, 97 ranks among the hot items by the trained
+    feature part alone, far above 96 (an untrained id part and a zero new value)."""
+    from tf_gru4rec.data.item_features import read_item_features
+    from tf_gru4rec.serving.recommender import Recommender
+
+    kinds = {0: "start", 1: "hot", 2: "hot", 3: "hot", 4: "start", 5: "other"}
+    pd.DataFrame({"ItemId": list(kinds), "kind": list(kinds.values())}).to_csv(tmp_path / "old.csv", index=False)
+    kinds.update({97: "hot", 96: "brand-new"})
+    pd.DataFrame({"ItemId": list(kinds), "kind": list(kinds.values())}).to_csv(tmp_path / "new.csv", index=False)
+    spec = "layers=16,batch_size=8,n_sample=4,n_epochs=3,learning_rate=0.2,seed=1"
+    old = train(hot_sessions, spec, verbose=0, item_features=read_item_features(tmp_path / "old.csv")).model
+    features = read_item_features(tmp_path / "new.csv", encoder=old.feature_encoder)
+    warm = train(hot_sessions[hot_sessions["SessionId"] < 40], spec.replace("n_epochs=3", "n_epochs=1"),
+                 verbose=0, init_from=old, item_features=features).model
+    assert warm.item_map.ids[old.n_items:].tolist() == [97, 96]
+    ids, scores, _ = Recommender(warm).recommend([[0]], k=8)
+    after_0, score = ids[0].tolist(), dict(zip(ids[0].tolist(), scores[0].tolist()))
+    assert set(after_0[:4]) == {1, 2, 3, 97}, after_0
+    hot = [score[i] for i in (1, 2, 3)]
+    assert score[97] - score[96] > 0.5 * (min(hot) - score[96]), score
+
+
+def test_cli_warm_start_with_item_features(hot_sessions, tmp_path):
+    hot_sessions.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+    pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5], "kind": ["s", "h", "h", "h", "s", "o"]}).to_csv(
+        tmp_path / "old.csv", index=False)
+    pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5, 97], "kind": ["s", "h", "h", "h", "s", "o", "h"]}).to_csv(
+        tmp_path / "new.csv", index=False)
+    spec = "layers=8,batch_size=8,n_sample=4,n_epochs=1,seed=1"
+    status, _, err = run_cli([tmp_path / "train.tsv", "--params", spec, "--item-features", tmp_path / "old.csv",
+                              "--save", tmp_path / "m1", "-q"])
+    assert status == 0, err
+    status, _, err = run_cli([tmp_path / "train.tsv", "--init-from", tmp_path / "m1", "--item-features",
+                              tmp_path / "new.csv", "--save", tmp_path / "m2", "-q"])
+    assert status == 0, err
+    m1, m2 = load_model_dir(tmp_path / "m1")[0], load_model_dir(tmp_path / "m2")[0]
+    assert m2.item_map.ids.tolist() == m1.item_map.ids.tolist() + [97]
+    assert m2.feature_encoder == m1.feature_encoder  # no new value: the same encoding, saved
+    for argv, message in [
+        (["--item-features", tmp_path / "new.csv", "--feature-columns", "kind"],
+         "--feature-columns and --feature-encodings do not apply with --init-from"),
+        ([], "cannot warm start: the model has item features; give the new item features table"),
+    ]:
+        status, out, err = run_cli([tmp_path / "train.tsv", "--init-from", tmp_path / "m1", *argv])
+        assert status == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err, err

@@ -120,8 +120,6 @@ def _train_command(argv):
         raise UsageError("--replicas needs --distribute mirrored")
     if (args.feature_columns or args.feature_encodings) and not args.item_features:
         raise UsageError("--feature-columns and --feature-encodings need --item-features")
-    if args.item_features and args.init_from:
-        raise UsageError("--item-features with --init-from is not supported yet")
     # A warm start's parameters are the saved ones: here checked over the defaults.
     check_before_tensorflow([] if demo else [args.train], args.test, [args.init_from] if args.init_from else [],
                             (args.params, args.param_file, SYNTHETIC_PARAMS if demo else None))
@@ -168,23 +166,30 @@ def _train_command(argv):
         trainer.check_memory(params, strategy, train_df["ItemId"].nunique(), len(train_df),
                               mean_id_length(train_df["ItemId"].to_numpy()), evaluate=bool(args.tensorboard))
     train_data = SessionData.from_frame(train_df, source=train_path, drop_repeats=args.drop_repeats)
+    item_features = None
+    if args.item_features:
+        from tf_gru4rec.data.item_features import read_item_features
+
+        # A warm start keeps the model's encoding: its columns, buckets and value numbers.
+        encoder = warm.model.feature_encoder if warm else None
+        if encoder and (args.feature_columns or args.feature_encodings):
+            raise UsageError(f"--feature-columns and --feature-encodings do not apply with --init-from "
+                             f"{args.init_from}: its item features' encoding is kept")
+        item_features = read_item_features(args.item_features, _list(args.feature_columns),
+                                           _encodings(args.feature_encodings), encoder=encoder)
     if warm:  # the grown item map, before the test files are mapped with it
         with warnings.catch_warnings(record=True) as caught:  # as log lines, not Python's format
             warnings.simplefilter("always")
-            train_data = warm.prepare(train_data, params)
+            train_data = warm.prepare(train_data, params, item_features)
         for warning in caught:
             log(f"warning: {warning.message}")
         known = int((warm.model.item_map.lookup(train_data.item_map.ids) >= 0).sum())
         log(f"warm start from {args.init_from}: {known} of its {warm.model.n_items} items kept, "
             f"+{len(train_data.item_map) - known} new (optimizer state: {args.warm_optimizer})")
-    item_features = None
-    if args.item_features:  # the cold-start items join the map before the tests are mapped
-        from tf_gru4rec.data.item_features import read_item_features
+    if item_features is not None:  # the cold-start items join the map before the tests are mapped
         from tf_gru4rec.data.item_map import ItemMap
         from tf_gru4rec.training.warm_start import reindex
 
-        item_features = read_item_features(args.item_features, _list(args.feature_columns),
-                                           _encodings(args.feature_encodings))
         aligned = item_features.align(train_data.item_map)
         log(f"{args.item_features}: {aligned.summary()}")
         train_data = reindex(train_data, ItemMap(aligned.features.ids))

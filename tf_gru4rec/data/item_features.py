@@ -262,6 +262,48 @@ class FeatureEncoder:
                 vocabularies[c] = tuple(sorted(set(values.tolist())))
         return cls(tuple(encodings), dict(encodings), vocabularies, edges)
 
+    def extend(self, cells: dict[str, list], source: str) -> "FeatureEncoder":
+        """This encoder with the categorical and multi values of `cells` that it lacks
+        appended to their column's vocabulary (sorted); numeric bucket edges are kept.
+        Known values keep their local index, so a trained value embedding stays valid
+        (`value_index_in`)."""
+        vocabularies = dict(self.vocabularies)
+        for c in self.columns:
+            if c not in self.edges:
+                _, values = _tokens(cells[c], self.encodings[c], c, source)
+                known = set(self.vocabularies[c])
+                vocabularies[c] = self.vocabularies[c] + tuple(sorted(set(values.tolist()) - known))
+        return FeatureEncoder(self.columns, dict(self.encodings), vocabularies, dict(self.edges))
+
+    def extension_problem(self, other: "FeatureEncoder") -> str | None:
+        """Why `other` does not extend this encoder (None if it does): it must have the
+        same columns, encodings and bucket edges, each vocabulary starting with this one's."""
+        if tuple(other.columns) != tuple(self.columns):
+            return f"columns {list(other.columns)}, the model's are {list(self.columns)}"
+        for c in self.columns:
+            if other.encodings[c] != self.encodings[c]:
+                return f"column {c!r} is {other.encodings[c]}, the model's is {self.encodings[c]}"
+        for c in self.columns:
+            if tuple(other.edges.get(c, ())) != tuple(self.edges.get(c, ())):
+                return f"column {c!r} has other bucket edges than the model's"
+            if tuple(other.vocabularies[c][:len(self.vocabularies[c])]) != tuple(self.vocabularies[c]):
+                return f"column {c!r} numbers its values otherwise than the model"
+        return None
+
+    def value_index_in(self, other: "FeatureEncoder") -> np.ndarray:
+        """Where each of this encoder's global values lies in `other`, which extends it
+        [M_self] (columns' offsets move when an earlier column's vocabulary grows).
+
+        Raises:
+            ValueError: `other` does not extend this encoder (`extension_problem`).
+        """
+        problem = self.extension_problem(other)
+        if problem:
+            raise ValueError(problem)
+        offsets = other.column_offsets
+        return np.concatenate([offsets[c] + np.arange(len(self.vocabularies[c])) for c in self.columns]
+                              + [np.zeros(0, np.int64)]).astype(np.int64)
+
     def encode_cells(self, ids: np.ndarray, cells: dict[str, list], source: str) -> "ItemFeatures":
         """Items `ids` with their columns' `cells` (see `_cells`) -> `ItemFeatures`."""
         all_rows, all_values, unseen = [], [], {}
@@ -482,7 +524,8 @@ def _read_table(path: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
 
 
 def read_item_features(path: str | os.PathLike, columns: Sequence[str] | None = None,
-                       encodings: Mapping[str, str] | None = None) -> ItemFeatures:
+                       encodings: Mapping[str, str] | None = None,
+                       encoder: FeatureEncoder | None = None) -> ItemFeatures:
     """Reads and encodes an item-features table: an `ItemId` column plus feature columns.
 
     The format follows the extension: `.tsv` (tab-separated), `.csv`, `.parquet` (or `.pq`).
@@ -496,6 +539,10 @@ def read_item_features(path: str | os.PathLike, columns: Sequence[str] | None = 
             file order).
         encodings: column -> 'categorical', 'multi', 'numeric' or 'numeric:N'; columns not
             named are inferred.
+        encoder: encode as this encoder does (a trained model's `feature_encoder`, for a
+            warm start): its columns and encodings, its bucket edges, its vocabularies
+            with the table's new values appended (`FeatureEncoder.extend`). Excludes
+            `columns` and `encodings`.
 
     Returns:
         The items in file order with their encoded features.
@@ -514,12 +561,18 @@ def read_item_features(path: str | os.PathLike, columns: Sequence[str] | None = 
         raise DataError(f"{path}: no feature columns, only {ID}")
     if len(frame) == 0:
         raise DataError(f"{path}: the table has no rows")
+    if encoder is not None:
+        if columns is not None or encodings:
+            raise DataError(f"{path}: give an encoder or columns and encodings, not both (the "
+                            "encoder's columns and encodings are kept)")
+        columns, encodings = list(encoder.columns), dict(encoder.encodings)
     if isinstance(columns, str):
         columns = [columns]
     selected = available if columns is None else list(dict.fromkeys(columns))
     unknown = [c for c in selected if c not in available]
     if unknown:
-        raise DataError(f"{path}: unknown column(s) {unknown} in columns; available: {available}")
+        named = "columns" if encoder is None else "the encoder (the model's feature columns)"
+        raise DataError(f"{path}: unknown column(s) {unknown} in {named}; available: {available}")
     if not selected:
         raise DataError(f"{path}: columns selects no feature column; available: {available}")
     encodings = dict(encodings or {})
@@ -536,5 +589,5 @@ def read_item_features(path: str | os.PathLike, columns: Sequence[str] | None = 
     chosen = {c: given.get(c) or _infer(cells[c], pd.api.types.is_numeric_dtype(frame[c])
                                         and not pd.api.types.is_bool_dtype(frame[c]))
               for c in selected}
-    encoder = FeatureEncoder.fit(cells, chosen, path)
+    encoder = FeatureEncoder.fit(cells, chosen, path) if encoder is None else encoder.extend(cells, path)
     return encoder.encode_cells(ids, cells, path)

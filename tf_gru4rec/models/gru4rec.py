@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tf_gru4rec import losses as losses_module
 from tf_gru4rec.data.batcher import check_blocks
+from tf_gru4rec.data.item_features import FeatureEncoder
 from tf_gru4rec.data.item_map import ItemMap
 from tf_gru4rec.layers import GRUStack, ItemEmbedding, ItemFeatureEmbedding, ItemTable, value_matrix
 from tf_gru4rec.layers.base import dropout
@@ -70,11 +71,15 @@ class GRU4Rec(keras.Model):
             .features`, whose ids are then the item map): every item's vector, on the input
             and the output side, adds learned embeddings of its feature values, so an item
             without clicks still scores. Needs an embedding ('shared' or an int).
+        id_dropout: with item features, the probability that a training step scores an
+            item of its targets and negatives by its features alone (its id vector and
+            bias dropped, as DropoutNet drops preferences): it trains the feature part to
+            rank items without clicks. 0 trains the sum only.
     """
 
     def __init__(self, n_items=None, layers=(100,), embedding="shared", batch_size=64,
                  dropout_p_embed=0.0, dropout_p_hidden=0.0, item_ids=None, seed=None,
-                 item_features=None, **kwargs):
+                 item_features=None, id_dropout=0.0, **kwargs):
         kwargs.setdefault("name", "gru4rec")
         super().__init__(**kwargs)
         if item_ids is None and hasattr(item_features, "ids"):
@@ -88,6 +93,10 @@ class GRU4Rec(keras.Model):
         seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
         # In this order the trainable variables (and optimizer slots) keep release 0.1.0's.
         self.item_features = _features_spec(item_features, self.item_map, self.embedding)
+        self.id_dropout = float(id_dropout)
+        if not 0.0 <= self.id_dropout <= 1.0 or (self.id_dropout and self.item_features is None):
+            raise ValueError(f"id_dropout={id_dropout!r}: a drop probability in [0, 1], and it needs "
+                             "item features (without them an item is its id only)")
         features = lambda dim, bias, name: None if self.item_features is None else ItemFeatureEmbedding(  # noqa: E731
             N, self.item_features["n_values"], self.item_features["max_values"], dim, bias=bias,
             item_values=_item_values(item_features), name=name)
@@ -107,6 +116,13 @@ class GRU4Rec(keras.Model):
         self.built = True
 
     # ----- the network -----------------------------------------------------------------
+    @property
+    def feature_encoder(self):
+        """The `FeatureEncoder` of the model's item features (None without them): new items'
+        tables are read with it (`read_item_features(path, encoder=...)`)."""
+        spec = self.item_features and self.item_features.get("encoder")
+        return None if not spec else FeatureEncoder.from_config(spec)
+
     @property
     def state_size(self):
         return sum(self.layer_sizes)
@@ -195,13 +211,28 @@ class GRU4Rec(keras.Model):
         """Scores of a step's targets and extra negatives [B, B + S] (positives on the
         diagonal) and the new state. The touched rows are gathered once (`rows`, distinct;
         padding -1 reads row 0, and `padding_marks` keeps its slices off that row)."""
-        wy_rows, by_rows = self.item_table.gather(step["rows"])  # [U, d], [U]
+        wy_rows, by_rows = self.item_table.gather(step["rows"], self._kept_ids(step))  # [U, d], [U]
         shared = self.embedding == "shared"
         x = tf.gather(wy_rows, step["input_pos"]) if shared else self.embed(step["inputs"])
         new_state, h = self._advance(x, state, noise)
         # Scoring the distinct rows, then picking columns, is cheaper than gathering [B + S, d].
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, step["column_pos"], axis=1), new_state
+
+    def _kept_ids(self, step):
+        """[U] 1.0 where a step's row keeps its id part, 0.0 where id dropout drops it (None:
+        no id dropout). Counter-based (the seed and the optimizer's step count), so that
+        `padding_marks` draws the same rows and a resumed run the same masks. The padding
+        repeats of a row (`rows` is sorted) take its first draw: a row is kept or not."""
+        if not self.id_dropout:
+            return None
+        rows = step["rows"]
+        seed = tf.stack([tf.constant(self.seed or 0, tf.int32), tf.cast(self.optimizer.iterations, tf.int32)])
+        uniform = tf.random.stateless_uniform(tf.shape(rows), seed=seed, alg="philox")
+        first = tf.concat([[True], rows[1:] != rows[:-1]], 0)
+        run = tf.cumsum(tf.cast(first, tf.int32)) - 1
+        uniform = tf.gather(tf.math.unsorted_segment_max(tf.where(first, uniform, 0.0), run, tf.size(rows)), run)
+        return tf.cast(uniform >= self.id_dropout, self.item_table.wy.dtype)
 
     _dropout_noise = block_noise  # a method, so that tests can fix a block's noise
 
@@ -298,7 +329,8 @@ class GRU4Rec(keras.Model):
         return {"n_items": self.n_items, "layers": list(self.layer_sizes), "embedding": self.embedding,
                 "batch_size": self.batch_size, "dropout_p_embed": self.dropout_p_embed,
                 "dropout_p_hidden": self.dropout_p_hidden, "seed": self.seed, "name": self.name,
-                **({} if self.item_features is None else {"item_features": self.item_features})}
+                **({} if self.item_features is None else {"item_features": self.item_features,
+                                                          "id_dropout": self.id_dropout})}
 
     def save_assets(self, dir_path):
         """The item map travels with the model (`model.save('x.keras')`)."""
@@ -332,7 +364,10 @@ def padding_marks(model, step):
     """Indices for the item tables' gradients of a step with its padding at row -1, which
     AdagradM skips (`mark_padding`): the step's `rows` padding and (separate or one-hot input)
     the inputs of inactive rows; a replica whose shard has ended runs whole such steps."""
-    marks = {id(model.item_table.wy): step["rows"], id(model.item_table.by): step["rows"]}
+    # Rows whose id part id dropout drops are untouched too: their id rows must not move.
+    kept = model._kept_ids(step)
+    id_rows = step["rows"] if kept is None else tf.where(kept > 0, step["rows"], -1)
+    marks = {id(model.item_table.wy): id_rows, id(model.item_table.by): id_rows}
     inputs = tf.where(step["valid"], step["inputs"], -1)
     if model.embedding != "shared":
         table = model.gru.cells[0].wx if model.item_embedding is None else model.item_embedding.e
@@ -380,12 +415,14 @@ def _features_spec(item_features, item_map, embedding):
         raise ValueError("item features need an input embedding: give embedding='shared' or an int "
                          "(with 'none' an item's input is its one-hot id only)")
     if isinstance(item_features, dict):
-        return {"n_values": int(item_features["n_values"]), "max_values": int(item_features["max_values"])}
+        return {"n_values": int(item_features["n_values"]), "max_values": int(item_features["max_values"]),
+                "encoder": item_features.get("encoder")}
     if len(item_features) != len(item_map) or (item_map.lookup(item_features.ids) != np.arange(len(item_map))).any():
         raise ValueError(f"item_features should list the model's {len(item_map):,} items in index order "
                          f"(ItemFeatures.align(item_map).features); it lists {len(item_features):,} items")
     return {"n_values": int(item_features.n_values),
-            "max_values": int(value_matrix(item_features.values, item_features.offsets).shape[1])}
+            "max_values": int(value_matrix(item_features.values, item_features.offsets).shape[1]),
+            "encoder": item_features.get_config()}
 
 
 def _item_values(item_features):

@@ -57,6 +57,7 @@ class GRU4RecParams:
     # This library's own knobs (not in the reference).
     block_steps: int = 100  # training steps per compiled call (one tf.data element)
     sample_cache_size: int = 10_000_000  # extra-negative ids drawn ahead per cache refill
+    id_dropout: float = 0.0  # with item features: share of a step's rows scored by features alone
 
     def __post_init__(self):
         _check(self)
@@ -81,6 +82,7 @@ class GRU4RecParams:
             dropout_p_embed=self.dropout_p_embed,
             dropout_p_hidden=self.dropout_p_hidden,
             seed=self.seed,
+            id_dropout=self.id_dropout,
         )
 
     def build_loss(self) -> losses.GRU4RecLoss:
@@ -179,6 +181,8 @@ def _check(p: GRU4RecParams):
     for name in ("dropout_p_embed", "dropout_p_hidden"):
         if not 0.0 <= getattr(p, name) < 1.0:
             bad(name, "a drop probability in [0, 1)")
+    if not 0.0 <= p.id_dropout <= 1.0:
+        bad("id_dropout", "a drop probability in [0, 1]")
     if not 0 < p.learning_rate <= 100:
         bad("learning_rate", "must be in (0, 100]")
     if not 0.0 <= p.momentum < 1.0:

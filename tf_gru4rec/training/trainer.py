@@ -97,7 +97,8 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
             `verbose` is 0 it says so on stderr ("DIR: resuming from epoch N of M").
         init_from: warm start from a trained `GRU4Rec`, a model directory or a
             `warm_start.WarmStart` (which says how): the item map grows by the new items,
-            known items' rows, GRU weights and AdagradM slots are copied.
+            known items' rows, GRU weights and AdagradM slots are copied. A model with item
+            features needs `item_features` read with its encoder (`warm_start`).
         distribute: None (one device), 'mirrored' (the GPUs of this machine), 'multi-worker'
             (one replica per worker of the `TF_CONFIG` cluster) or a `tf.distribute.Strategy`:
             synchronous data-parallel training, `batch_size` slots per replica (see
@@ -122,14 +123,15 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     data = train_data if isinstance(train_data, SessionData) else SessionData.from_frame(
         pd.DataFrame(train_data), source="training data"
     )
+    if params.id_dropout and item_features is None:
+        raise ParamError(f"id_dropout={params.id_dropout} needs item features (item_features=, "
+                         "--item-features): without them an item is its id only")
     warm = None if init_from is None else WarmStart.of(init_from)
+    if warm is not None:
+        data = warm.prepare(data, params, item_features)
     if item_features is not None:
-        if warm is not None:
-            raise ParamError("item features with a warm start (init_from) are not supported yet")
         item_features = item_features.align(data.item_map).features
         data = reindex(data, ItemMap(item_features.ids))
-    if warm is not None:
-        data = warm.prepare(data, params)
     if strategy:
         check_session_slots(data.n_sessions, params.batch_size, strategy.num_replicas_in_sync)
     check_memory(params, strategy, len(data.item_map), data.n_events, data.item_map.id_length,

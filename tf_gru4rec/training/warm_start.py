@@ -11,6 +11,13 @@ the same parameters (uniform +-sqrt(6 / (N + d)) with the grown N, By zero). Ada
 accumulator and velocity slots of the copied weights are carried over by default (new
 rows start at zero, as in a fresh run) or reset to zero everywhere.
 
+With item features, the new table is encoded with the model's encoder
+(`read_item_features(path, encoder=model.feature_encoder)`: known values keep their
+embeddings, new values are appended and start at zero), and never-clicked items of the
+table join the map after the new data's items. A new item's id part then starts as a
+fresh model's, its feature part is already trained. A model without features may be
+warm-started with a table: its feature tables start at zero, as in a fresh model.
+
 Items absent from the new data stay in the model with their rows unchanged (they are never
 drawn as extra negatives, which are drawn from the new data's support). `drop_absent=True`
 removes them instead: the old items kept are those that occur in a training session of the
@@ -118,34 +125,73 @@ def item_tables(model: GRU4Rec) -> list:
     return tables
 
 
-def _copy(source, target, src_rows, dst_rows, by_rows: bool) -> None:
+def feature_tables(model: GRU4Rec) -> list:
+    """The model's variables with one row per feature value (V, b of its item features)."""
+    layers = [model.item_table.features]
+    if model.item_embedding is not None:
+        layers.append(model.item_embedding.features)
+    return [w for layer in layers if layer is not None for w in layer.trainable_weights]
+
+
+def _copy(source, target, rows) -> None:
+    """`source` into `target`, whole (`rows` None) or rows (src, dst) of the first axis."""
     old = keras.ops.convert_to_numpy(source)
-    if by_rows:
+    if rows is not None:
         value = keras.ops.convert_to_numpy(target).copy()
-        value[dst_rows] = old[src_rows]
+        value[rows[1]] = old[rows[0]]
     else:
         value = old
     target.assign(value)
 
 
+def _row_pairs(destination: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Old row -> new row (-1: gone) as (old rows kept, their new rows)."""
+    kept = np.flatnonzero(destination >= 0)
+    return kept, destination[kept]
+
+
 def copy_state(old: GRU4Rec, new: GRU4Rec, carry_optimizer: bool = True) -> None:
     """Copies the weights of `old` into the compiled `new` (same architecture): item-table
-    rows by item id, the rest whole; with `carry_optimizer` also the AdagradM slots, which
-    `new` otherwise keeps at zero. New items' rows keep `new`'s initial values."""
+    rows by item id, feature-value rows by value (`FeatureEncoder.value_index_in`), the rest
+    whole; with `carry_optimizer` also the AdagradM slots, which `new` otherwise keeps at
+    zero. New items' and new values' rows keep `new`'s initial values, as do the feature
+    tables of a `new` with features warm-started from an `old` without."""
     if carry_optimizer and not (isinstance(old.optimizer, AdagradM) and old.optimizer.built):
         raise ValueError("cannot carry the optimizer state: the model to warm start has no "
                          "AdagradM state (use optimizer_state='reset')")
-    dst = new.item_map.lookup(old.item_map.ids)
-    src_rows, dst_rows = np.flatnonzero(dst >= 0), dst[dst >= 0]
-    tables = {id(v) for v in item_tables(new)}
-    for source, target in zip(old.trainable_variables, new.trainable_variables, strict=True):
-        by_rows = id(target) in tables
-        _copy(source, target, src_rows, dst_rows, by_rows)
+    item_rows = _row_pairs(new.item_map.lookup(old.item_map.ids))
+    rows_of = {id(v): item_rows for v in item_tables(new)}
+    if old.item_features is not None:
+        value_rows = _row_pairs(old.feature_encoder.value_index_in(new.feature_encoder))
+        rows_of.update({id(v): value_rows for v in feature_tables(new)})
+    sources = {v.path: v for v in old.trainable_variables}
+    for target in new.trainable_variables:
+        source = sources.get(target.path)
+        if source is None:  # feature tables the old model lacks
+            continue
+        rows = rows_of.get(id(target))
+        _copy(source, target, rows)
         if carry_optimizer:
             old_slots = old.optimizer.slots(source)
             for name, slot in new.optimizer.slots(target).items():
                 if name in old_slots:  # no velocity before momentum was turned on: zeros
-                    _copy(old_slots[name], slot, src_rows, dst_rows, by_rows)
+                    _copy(old_slots[name], slot, rows)
+
+
+def check_features(model: GRU4Rec, item_features) -> None:
+    """Raises `ArchitectureError` unless `item_features` (`ItemFeatures` or None) can carry
+    the model's trained feature part: a model with features needs a table encoded with its
+    encoder (`read_item_features(path, encoder=model.feature_encoder)`)."""
+    if model.item_features is None:
+        return
+    if item_features is None:
+        raise ArchitectureError("cannot warm start: the model has item features; give the new item "
+                                "features table (--item-features), read with the model's encoder")
+    problem = model.feature_encoder.extension_problem(item_features.encoder)
+    if problem:
+        raise ArchitectureError(f"cannot warm start: the item features are not encoded as the model's "
+                                f"({problem}); read them with read_item_features(path, "
+                                "encoder=model.feature_encoder)")
 
 
 class WarmStart:
@@ -180,16 +226,19 @@ class WarmStart:
         """`init_from` itself if it is a WarmStart, else a default WarmStart of it."""
         return init_from if isinstance(init_from, cls) else cls(init_from)
 
-    def prepare(self, data: SessionData, params: GRU4RecParams) -> SessionData:
-        """`data` mapped to the grown item map (idempotent), after checking the architecture.
+    def prepare(self, data: SessionData, params: GRU4RecParams, item_features=None) -> SessionData:
+        """`data` mapped to the grown item map (idempotent), after checking the architecture
+        and the new `ItemFeatures` (their cold-start items join later, `ItemFeatures.align`).
 
         Warns:
             NoSharedItemsWarning: no item of the data is known to the model.
 
         Raises:
-            ArchitectureError: `params` change layers or the embedding mode.
+            ArchitectureError: `params` change layers or the embedding mode, or the model's
+                trained item features cannot carry over (`check_features`).
         """
         check_architecture(self.model, params)
+        check_features(self.model, item_features)
         if not (self.model.item_map.lookup(data.item_map.ids) >= 0).any():
             warnings.warn(f"the model to warm start shares no item with the new data ({self.model.n_items:,} "
                           f"model items, {len(data.item_map):,} in the data): only the GRU weights carry "
