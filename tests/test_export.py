@@ -106,7 +106,8 @@ def test_signatures_have_the_documented_keys_dtypes_and_shapes(loaded):
                        {**recs, "state": ("float32", (None, H)), **counts}),
         "set_blocklist": ({"item_ids": ("int64", (None,))}, {"known": ("bool", (None,))}),
         "limits": ({}, {key: ("int64", ()) for key in
-                        ("max_rows", "max_candidates", "max_session_id_bytes", "capacity")}),
+                        ("max_rows", "max_candidates", "max_session_id_bytes", "capacity", "n_items",
+                         "spare_items")}),
     }
     assert {name: spec_table(fn) for name, fn in loaded.signatures.items()} == expected
 
@@ -303,13 +304,14 @@ def limits_of(loaded):
 def test_request_limits_follow_the_catalogue_and_the_request_memory(model, loaded, tmp_path):
     n, d = model.n_items, H  # one layer: the output table's width is the state's
     assert limits_of(loaded) == {**request_limits(n, H, K, d), "max_session_id_bytes": 256,
-                                 "capacity": 1000}
+                                 "capacity": 1000, "n_items": n, "spare_items": 0}
     row = 2**30 / request_limits(n, H, K, d)["max_rows"]  # bytes of a request row, about
     small = tf.saved_model.load(export_module.export_model(model, tmp_path / "m", k=K,
                                                     request_memory=4.5 * row / 2**30))
     limits = limits_of(small)
     assert limits["max_rows"] == 4 and limits == {
-        **request_limits(n, H, K, d, int(4.5 * row)), "max_session_id_bytes": 256, "capacity": 100_000}
+        **request_limits(n, H, K, d, int(4.5 * row)), "max_session_id_bytes": 256, "capacity": 100_000,
+        "n_items": n, "spare_items": 0}
     items, c = tf.constant(model.item_map.ids[:5], tf.int64), limits["max_candidates"]
     zeros, same = lambda b: tf.zeros([b, H]), lambda shape: tf.fill(shape, items[0])
     small.signatures["step"](item_id=items[:4], state=zeros(4))

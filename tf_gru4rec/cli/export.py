@@ -18,7 +18,8 @@ def export_parser() -> ArgumentParser:
         prog="python -m tf_gru4rec.export",
         description="Export a trained GRU4Rec as a SavedModel for TF Serving: <out>/<version>/ "
                     "(signatures: stateful, end_session, step, score_items, stateful_rules, "
-                    "step_rules, set_blocklist, limits; see tf_gru4rec.serving.export).",
+                    "step_rules, set_blocklist, limits, and add_items with --spare-items; see "
+                    "tf_gru4rec.serving.export).",
     )
     parser.add_argument("model_dir", help="model directory (train --save)")
     parser.add_argument("--out", required=True, help="base path, e.g. export/models/gru4rec")
@@ -34,6 +35,9 @@ def export_parser() -> ArgumentParser:
                         help="longest session id accepted (256)")
     parser.add_argument("--max-seen", type=int, default=100,
                         help="a session's last clicks the server remembers for exclude_seen (100)")
+    parser.add_argument("--spare-items", type=int, default=0, metavar="N",
+                        help="catalogue rows for items added after export by the add_items "
+                             "signature (a model trained with --item-features; 0)")
     parser.add_argument("--blocklist", default=None, metavar="FILE",
                         help="initial blocklist: item ids never recommended, one per line")
     add_output_options(parser, quiet=False)
@@ -57,7 +61,8 @@ def _export_command(argv):
 
     try:
         export.check_export_args(args.k, args.capacity, args.version, args.max_rows,
-                                 args.max_session_id_bytes, args.max_seen, args.request_memory)
+                                 args.max_session_id_bytes, args.max_seen, args.request_memory,
+                                 args.spare_items)
     except export.ExportError as e:  # a bad setting
         raise UsageError(str(e)) from None
     try:
@@ -71,7 +76,8 @@ def _export_command(argv):
         print(f"blocklist: {int(blocked.sum())} items blocked, {len(unknown)} unknown ids skipped")
     path = export.export_model(model, args.out, args.version, blocklist=blocklist, k=args.k, capacity=args.capacity,
                                max_rows=args.max_rows, max_session_id_bytes=args.max_session_id_bytes,
-                               max_seen=args.max_seen, request_memory=args.request_memory)
+                               max_seen=args.max_seen, request_memory=args.request_memory,
+                               spare_items=args.spare_items)
     print(f"exported {path} (version {os.path.basename(path)})")
     loaded = tf.saved_model.load(path)
     print(export.describe_limits(loaded))

@@ -278,3 +278,19 @@ class GRU4RecClient:
         known = self.predict("set_blocklist", {"item_ids": np.reshape(ids, (-1,))})["known"]
         return {"blocked": len({i for i, ok in zip(ids, known) if ok}),
                 "unknown": [i for i, ok in zip(ids, known) if not ok and i != self.pad_id]}
+
+    # ----- new items --------------------------------------------------------------------------
+    def add_items(self, item_ids, features):
+        """Adds items to the catalogue of an export with spare rows (`add_items` signature):
+        `features` holds, per item, its "column=value" tokens (a list, or one string of
+        tokens joined by ";"). Like the blocklist, they live in the server process that
+        answers.
+
+        Returns (added bool [n]: false where the id was known already, unknown_values
+        int32 [n]: tokens the model's vocabularies lack, ignored).
+        """
+        rows = [f.split(";") if isinstance(f, str) else list(f) for f in features]
+        width = max([len(r) for r in rows] + [1])
+        tokens = np.array([r + [""] * (width - len(r)) for r in rows], dtype=object).reshape(len(rows), width)
+        out = self.predict("add_items", {"item_ids": np.reshape(list(item_ids), (-1,)), "feature_values": tokens})
+        return out["added"], out["unknown_values"]

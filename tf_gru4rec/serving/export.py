@@ -33,7 +33,12 @@ int64 when the model was trained on integer ItemIds, string otherwise):
         in:  item_ids id [n]
         out: known bool [n] (the id is an item, now blocked)
     limits (no inputs: this export's request limits, below)
-        out: max_rows, max_candidates, max_session_id_bytes, capacity: int64 scalars
+        out: max_rows, max_candidates, max_session_id_bytes, capacity, n_items (items in
+             the catalogue now), spare_items (rows left for add_items): int64 scalars
+    add_items (only an export with spare_items, of a model with item features)
+        in:  item_ids id [n], feature_values string [n,T] ("column=value" tokens, "" pads)
+        out: added bool [n] (false: the id was in the catalogue already, nothing changed),
+             unknown_values int32 [n] (tokens not in the model's vocabularies: ignored)
 
 Behaviour:
 - Scores are GRU4Rec's raw output scores h . Wy[j] + By[j], the same as `GRU4Rec.score_all`.
@@ -67,6 +72,13 @@ Behaviour:
   the export's blocklist.
 - Warm-up requests (`assets.extra/tf_serving_warmup_requests`) use only `step`, so a freshly
   loaded server holds no session.
+- New items (`spare_items` > 0, a model with item features; `new_items`): `add_items` puts
+  each new id in the next spare row with its feature values; from then on every signature
+  knows it (recommended, scored, clickable), scored by its features alone (its id part is
+  zero). At most `spare_items` items are added; a request that would exceed them, repeats
+  an id, or gives an item more known values than the model's most (`max_values`) fails
+  with INVALID_ARGUMENT. Like the blocklist, added items live in the loaded model: a
+  restart or a new version starts again from the export's catalogue.
 
 The signatures call the model's own `step` / `score_all` on its variables; the SavedModel
 needs neither Python nor this package to run.
@@ -80,12 +92,15 @@ import numpy as np
 import tensorflow as tf
 
 from tf_gru4rec.serving import rules
+from tf_gru4rec.serving.new_items import FeatureTokens, feature_layers, with_spare_rows
 from tf_gru4rec.serving.session_store import MAX_SEEN, SessionStore, occurrence_rank
 from tf_gru4rec.system.files import atomic_directory, remove_leftovers
 from tf_gru4rec.system.memory import request_limits
 
 SIGNATURES = ("stateful", "serving_default", "end_session", "step", "score_items", "stateful_rules",
               "step_rules", "set_blocklist", "limits")
+#: The signature of exports with spare item rows.
+ADD_ITEMS = "add_items"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 32)
 #: Default request limits of the exported signatures (see `ServingModule`): GiB one request
@@ -128,38 +143,47 @@ class ServingModule(tf.Module):
         max_session_id_bytes: longest session id `stateful` and `end_session` accept.
         max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
         request_memory: GiB one request may use; the row and candidate limits follow.
+        spare_items: catalogue rows for `add_items` (a model with item features only).
     """
 
     def __init__(self, model, blocklist=(), k=20, capacity=100_000, max_rows=None,
                  max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
-                 request_memory=REQUEST_MEMORY):
+                 request_memory=REQUEST_MEMORY, spare_items=0):
         super().__init__(name="gru4rec_serving")
         self.k = int(min(k, model.n_items))
         self.state_size = int(model.state_size)
+        self.spare_items, self.n_trained = int(spare_items), int(model.n_items)
+        item_map = model.item_map
+        if self.spare_items:
+            if model.feature_encoder is None:
+                raise ExportError("spare_items needs a model with item features: an added item is "
+                                  "scored by its features (train with --item-features)")
+            self.feature_tokens = FeatureTokens(model.feature_encoder)
+            model = with_spare_rows(model, self.spare_items)
         limits = serving_limits(model.n_items, self.state_size, self.k, int(model.layer_sizes[-1]),
                                 request_memory)
         self.max_rows = limits["max_rows"] if max_rows is None else int(max_rows)
         self.max_candidates = limits["max_candidates"]
         self.capacity, self.max_session_id_bytes = int(capacity), int(max_session_id_bytes)
-        ids = model.item_map.ids
-        self.pad_id = rules.pad_id(model.item_map)
-        if model.item_map.lookup([self.pad_id])[0] >= 0:
+        self.pad_id = rules.pad_id(item_map)
+        ids = np.concatenate([item_map.ids, np.full(self.spare_items, self.pad_id, item_map.ids.dtype)])
+        if item_map.lookup([self.pad_id])[0] >= 0:
             raise ExportError(f"item id {self.pad_id!r} is the pad id of requests and results; "
                               "the catalogue must not contain it")
-        self.id_dtype = tf.int64 if model.item_map.is_integer else tf.string
+        self.id_dtype = tf.int64 if item_map.is_integer else tf.string
         # Trainable weights and the item features' value table (non-trainable, but read).
-        self.model_variables = [w.value for w in model.trainable_weights + _feature_tables(model)]
+        self._item_values = [layer.item_values.value for layer in feature_layers(model)]
+        self.model_variables = [w.value for w in model.trainable_weights] + self._item_values
         # Bound methods, not the model: only the variables above are tracked and saved.
         self._model_step, self._score_all = model.step, model.score_all
         self._output_of, self._model_score_items = model.output_of, model.score_items
         self.item_ids = tf.Variable(ids, trainable=False, name="item_ids")
-        self.item_index = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(ids, self.id_dtype), tf.range(len(ids), dtype=tf.int64)
-            ),
-            default_value=-1,
-        )
-        self.available = tf.Variable(~rules.blocked_mask(model.item_map, blocklist)[0], trainable=False, name="available")
+        # Mutable: add_items inserts new ids (it holds the catalogue's ids only, not the pads).
+        self.item_index = tf.lookup.experimental.MutableHashTable(self.id_dtype, tf.int64, default_value=-1)
+        self.item_index.insert(tf.constant(item_map.ids, self.id_dtype), tf.range(len(item_map), dtype=tf.int64))
+        self.n_items = tf.Variable(len(item_map), dtype=tf.int64, trainable=False, name="n_items")
+        available = np.r_[~rules.blocked_mask(item_map, blocklist)[0], np.zeros(self.spare_items, bool)]
+        self.available = tf.Variable(available, trainable=False, name="available")
         self.sessions = SessionStore(self.state_size, capacity, max_seen)
 
         ids_spec = lambda name, rank=1: tf.TensorSpec([None] * rank, self.id_dtype, name)
@@ -177,6 +201,9 @@ class ServingModule(tf.Module):
         self.set_blocklist = _signature(self._set_blocklist, ids_spec("item_ids"))
         self.n_sessions = tf.function(self.sessions.size, input_signature=[])
         self.limits = tf.function(self._limits, input_signature=[])
+        if self.spare_items:
+            self.add_items = _signature(self._add_items, ids_spec("item_ids"),
+                                        tf.TensorSpec([None, None], tf.string, "feature_values"))
 
     def signatures(self):
         """Signature name -> concrete function, as `tf.saved_model.save` takes them."""
@@ -191,6 +218,7 @@ class ServingModule(tf.Module):
             "step_rules": self.step_rules.get_concrete_function(),
             "set_blocklist": self.set_blocklist.get_concrete_function(),
             "limits": self.limits.get_concrete_function(),
+            **({ADD_ITEMS: self.add_items.get_concrete_function()} if self.spare_items else {}),
         }
 
     # ----- building blocks ------------------------------------------------------------
@@ -224,9 +252,14 @@ class ServingModule(tf.Module):
                 message="state holds NaN or infinite values (pass a state this model's step returned)"))
         return checks
 
+    def _index(self, ids):
+        """Item ids (any shape) -> indices, -1 where unknown (a mutable table's lookup has
+        no static shape: given back the ids')."""
+        return tf.reshape(self.item_index.lookup(ids), tf.shape(ids))
+
     def _lookup(self, ids):
         """Item ids (any shape) -> (indices, -1 where unknown or padding; unknown non-pad ids)."""
-        index = self.item_index.lookup(ids)
+        index = self._index(ids)
         return index, (index < 0) & tf.not_equal(ids, self.pad_id)
 
     def _advance(self, index, state):
@@ -268,7 +301,7 @@ class ServingModule(tf.Module):
         """The stateful signatures' clicks: each row's session advanced by its click, in
         row order. Returns (click indices [B], states [B, H], seen [B, max_seen] after each
         row, new_session [B])."""
-        index = self.item_index.lookup(item_id)
+        index = self._index(item_id)
         rank = occurrence_rank(session_id)
         n_rounds = tf.reduce_max(tf.concat([rank, [-1]], 0)) + 1
 
@@ -300,7 +333,7 @@ class ServingModule(tf.Module):
     def _step(self, item_id, state):
         with tf.control_dependencies(self._check(tf.shape(item_id)[0], state=state,
                                                  rows_of=[("state", state)])):
-            index = self.item_index.lookup(item_id)
+            index = self._index(item_id)
         state = self._advance(index, state)
         item_ids, scores, _ = self._recommend(state)
         return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state}
@@ -309,9 +342,9 @@ class ServingModule(tf.Module):
         inputs = [("state", state), ("exclude_seen", exclude_seen), ("seen_ids", seen_ids),
                   ("candidate_ids", candidate_ids), ("restrict", restrict)]
         with tf.control_dependencies(self._check(tf.shape(item_id)[0], state=state, rows_of=inputs)):
-            index = self.item_index.lookup(item_id)
+            index = self._index(item_id)
         state = self._advance(index, state)
-        seen = tf.concat([self.item_index.lookup(seen_ids), index[:, None]], axis=1)
+        seen = tf.concat([self._index(seen_ids), index[:, None]], axis=1)
         seen = tf.where(exclude_seen[:, None], seen, -1)
         item_ids, scores, unknown = self._recommend(state, seen, candidate_ids, restrict)
         return {"item_ids": item_ids, "scores": scores, "unknown_item": index < 0, "state": state,
@@ -344,33 +377,65 @@ class ServingModule(tf.Module):
         """Scores of candidates [b, C] given the state after the session's clicks."""
         with tf.control_dependencies(self._check(tf.shape(state)[0], state=state,
                                                  rows_of=[("candidate_ids", candidate_ids)])):
-            index = self.item_index.lookup(candidate_ids)
+            index = self._index(candidate_ids)
         known = index >= 0
         scores = self._model_score_items(self._output_of(state), tf.where(known, index, 0))
         return {"scores": tf.where(known, scores, -np.inf), "known": known}
 
     def _limits(self):
-        return {name: tf.constant(getattr(self, name), tf.int64)
-                for name in ("max_rows", "max_candidates", "max_session_id_bytes", "capacity")}
+        rows = self.n_trained + self.spare_items
+        return {**{name: tf.constant(getattr(self, name), tf.int64)
+                   for name in ("max_rows", "max_candidates", "max_session_id_bytes", "capacity")},
+                "n_items": tf.identity(self.n_items), "spare_items": rows - self.n_items}
 
     def _set_blocklist(self, item_ids):
         """Replaces the blocklist by the known ids of item_ids [n] (not bounded by max_rows:
-        a blocklist may hold the whole catalogue)."""
-        index = self.item_index.lookup(item_ids)
+        a blocklist may hold the whole catalogue); unused spare rows stay unavailable."""
+        index = self._index(item_ids)
         known = index >= 0
         blocked = rules.index_mask(tf.boolean_mask(index, known)[None, :], tf.size(self.available))
-        with tf.control_dependencies([self.available.assign(~blocked[0])]):
+        in_catalogue = tf.range(tf.size(self.available, tf.int64)) < self.n_items
+        with tf.control_dependencies([self.available.assign(~blocked[0] & in_catalogue)]):
             return {"known": tf.identity(known)}
+
+    def _add_items(self, item_ids, feature_values):
+        """New ids [n] with their feature tokens [n, T] into the next spare rows."""
+        n = tf.shape(item_ids)[0]
+        rows_total = self.n_trained + self.spare_items
+        max_values = int(self._item_values[0].shape[1])
+        values = self.feature_tokens(feature_values)  # [n, T], -1: none
+        unknown = tf.reduce_sum(tf.cast((values < 0) & (feature_values != ""), tf.int32), axis=1)
+        # Each item's known values first (descending: -1 last), its width the model's L.
+        values = tf.sort(values, axis=1, direction="DESCENDING")
+        values = tf.concat([values, tf.fill([n, max_values], tf.constant(-1, tf.int64))], 1)
+        new = (self._index(item_ids) < 0) & tf.not_equal(item_ids, self.pad_id)
+        n_new = tf.reduce_sum(tf.cast(new, tf.int64))
+        checks = [
+            tf.debugging.assert_equal(tf.shape(feature_values)[0], n, message=(
+                "feature_values must have one row per item_id (mismatched lengths); got")),
+            tf.debugging.assert_equal(tf.size(tf.unique(item_ids).y), n,
+                                      message="item_ids holds an id more than once"),
+            tf.debugging.assert_less_equal(self.n_items + n_new, tf.constant(rows_total, tf.int64), message=(
+                f"add_items: this export has room for {self.spare_items} added items in all; the "
+                "request's new items do not fit in the rows left (see limits: spare_items)")),
+            tf.debugging.assert_less_equal(
+                tf.reduce_max(tf.concat([tf.reduce_sum(tf.cast(values >= 0, tf.int32), 1), [0]], 0)),
+                max_values, message=f"an item has at most {max_values} feature values in this model; got"),
+        ]
+        with tf.control_dependencies(checks):
+            rows = self.n_items + tf.cumsum(tf.cast(new, tf.int64)) - 1
+        rows, ids = tf.boolean_mask(rows, new)[:, None], tf.boolean_mask(item_ids, new)
+        writes = [table.scatter_nd_update(rows, tf.cast(tf.boolean_mask(values, new)[:, :max_values], tf.int32))
+                  for table in self._item_values]
+        writes += [self.item_ids.scatter_nd_update(rows, ids),
+                   self.available.scatter_nd_update(rows, tf.ones(tf.shape(ids), tf.bool)),
+                   self.item_index.insert(ids, rows[:, 0])]
+        with tf.control_dependencies(writes):
+            with tf.control_dependencies([self.n_items.assign_add(n_new)]):
+                return {"added": tf.identity(new), "unknown_values": tf.identity(unknown)}
 
 
 # ----- warm-up ----------------------------------------------------------------------------
-def _feature_tables(model):
-    """The item -> feature values tables of a model with item features (else none)."""
-    layers = (model.item_table, model.item_embedding)
-    return [layer.features.item_values for layer in layers
-            if layer is not None and getattr(layer, "features", None) is not None]
-
-
 def warmup_requests(model_name, item_ids, state_size, batch_sizes=WARMUP_BATCH_SIZES):
     """PredictionLog protos calling the stateless `step` signature (one per batch size).
 
@@ -416,9 +481,11 @@ def next_version(base):
 
 def check_export_args(k, capacity, version=None, max_rows=None,
                       max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
-                      request_memory=REQUEST_MEMORY):
+                      request_memory=REQUEST_MEMORY, spare_items=0):
     """Raises ExportError unless the arguments (version and max_rows when given) are positive
-    ints and request_memory a positive number of GiB."""
+    ints, spare_items an int >= 0 and request_memory a positive number of GiB."""
+    if isinstance(spare_items, bool) or not isinstance(spare_items, (int, np.integer)) or spare_items < 0:
+        raise ExportError(f"`spare_items` should be an int >= 0. Received: `spare_items` = {spare_items!r}.")
     given = {"k": k, "capacity": capacity, "max_session_id_bytes": max_session_id_bytes,
              "max_seen": max_seen}
     given |= {name: value for name, value in (("version", version), ("max_rows", max_rows))
@@ -443,7 +510,7 @@ def serving_limits(n_items, state_size, k, d, request_memory=REQUEST_MEMORY):
 
 def export_model(model, out, version=None, blocklist=(), k=20, capacity=100_000, max_rows=None,
                  max_session_id_bytes=MAX_SESSION_ID_BYTES, max_seen=MAX_SEEN,
-                 request_memory=REQUEST_MEMORY):
+                 request_memory=REQUEST_MEMORY, spare_items=0):
     """Writes `model` as `<out>/<version>/` (SavedModel + warm-up requests); returns that path.
 
     The version folder is written under a temporary name in `out` (not numeric, so TF
@@ -460,8 +527,14 @@ def export_model(model, out, version=None, blocklist=(), k=20, capacity=100_000,
         capacity: most sessions the `stateful` signature keeps (LRU eviction beyond).
         max_rows, max_session_id_bytes, request_memory: request limits (see `ServingModule`).
         max_seen: a session's last clicks the stateful signatures remember (exclude_seen).
+        spare_items: rows for items added after export by the `add_items` signature (a model
+            with item features; 0: none, and no such signature).
     """
-    check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen, request_memory)
+    check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen, request_memory,
+                      spare_items)
+    if spare_items and model.feature_encoder is None:
+        raise ExportError("spare_items needs a model with item features: an added item is scored by "
+                          "its features (train with --item-features)")
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)
@@ -472,7 +545,7 @@ def export_model(model, out, version=None, blocklist=(), k=20, capacity=100_000,
     with atomic_directory(final) as tmp:
         module = ServingModule(model, blocklist=blocklist, k=k, capacity=capacity, max_rows=max_rows,
                                max_session_id_bytes=max_session_id_bytes, max_seen=max_seen,
-                               request_memory=request_memory)
+                               request_memory=request_memory, spare_items=spare_items)
         tf.saved_model.save(module, tmp, signatures=module.signatures())
         write_warmup(tmp, warmup_requests(os.path.basename(out), model.item_map.ids, module.state_size))
     return final
@@ -482,7 +555,8 @@ def describe_limits(loaded):
     """One line: the request limits of a loaded export (its `limits` signature)."""
     got = {key: int(value) for key, value in loaded.signatures["limits"]().items()}
     return (f"request limits: {got['max_rows']} rows, {got['max_candidates']} candidate ids, "
-            f"session ids of {got['max_session_id_bytes']} bytes; {got['capacity']} sessions kept")
+            f"session ids of {got['max_session_id_bytes']} bytes; {got['capacity']} sessions kept; "
+            f"{got['n_items']} items, {got['spare_items']} spare rows for add_items")
 
 
 def describe_signatures(signatures):
