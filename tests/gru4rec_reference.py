@@ -11,7 +11,8 @@ Parameters are a dict of float64 arrays named like the model's weights: "wy", "b
 and config["features"], the dense item x value weights A [N, M] (row i: 1 / |values of i|
 on i's values): an item's vectors are then wy + A v and e + A v_in, its bias by + A b.
 Id dropout: config["id_dropped"][t], the items whose id part (wy, by) step t drops: they
-are A v and A b alone in that step, on both sides, and their wy, by rows are untouched.
+are scored by A v and A b alone in that step (as inputs they keep their id part), and their
+wy, by rows are untouched unless they are inputs.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def forward(p, config, inputs, state, noise=None):
     layers, mode = config["layers"], config["embedding"]
     n_items = p["wy"].shape[0]
     if mode == "shared":
-        x = tf.gather(item_vectors(p, config), inputs)
+        x = tf.gather(item_vectors(p, {**config, "id_keep": None}), inputs)  # inputs keep their id part
     elif mode == "none":
         x = tf.one_hot(inputs, n_items, dtype=tf.float64)  # times gru_0/wx below: a row lookup
     else:
@@ -191,7 +192,7 @@ class ReferenceTrainer:
             tables["output_features/v"] = tables["output_features/b"] = values_of(tables["wy"])
             if mode != "shared":
                 tables["input_features/v"] = values_of(set(inputs[valid]))
-        dropped = self._dropped()
+        dropped = self._dropped() - (set(inputs[valid]) if mode == "shared" else set())
         tables["wy"], tables["by"] = tables["wy"] - dropped, tables["by"] - dropped
         return tables
 

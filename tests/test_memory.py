@@ -34,6 +34,20 @@ def test_every_replica_holds_its_own_tables_step_and_sampler_cache():
     assert data_bytes(1000, 100, replicas=4)["samplers"] == 4 * data_bytes(1000, 100)["samplers"]
 
 
+def test_item_features_add_their_tables_slots_and_gathers():
+    """By hand: V [M, d] and b [M] (shared embedding) with two slots each (momentum), the
+    [N, L] int32 value table, a step's [U, L, d + 1] gathers three times (U = 2B + S)."""
+    p = parse_params("layers=100,batch_size=32,n_sample=64,momentum=0.1")
+    plain, featured = training_bytes(1000, p, eval_rows=8), training_bytes(1000, p, eval_rows=8, features=(50, 3))
+    U = 2 * 32 + 64
+    assert featured["feature tables"] == (50 * 101 * 3 + 1000 * 3 + 3 * U * 3 * 101) * 4
+    assert featured["evaluation chunk"] == plain["evaluation chunk"] + 8 * (50 + 1000) * 4
+    assert {k: v for k, v in featured.items() if k not in ("feature tables", "evaluation chunk")} == \
+        {k: v for k, v in plain.items() if k != "evaluation chunk"}
+    separate = training_bytes(1000, parse_params("layers=100,embedding=20"), features=(50, 3))
+    assert separate["feature tables"] == (50 * 121 * 2 + 1000 * 3 + 3 * (2 * 64 + 2048) * 3 * 121) * 4
+
+
 def test_on_a_gpu_the_tables_are_checked_against_its_memory_not_the_hosts(monkeypatch):
     parts = training_bytes(30_000_000, parse_params("layers=100,momentum=0.2"))  # ~34 GiB of tables
     monkeypatch.setattr(memory, "device_available_bytes", lambda: 16 * GIB)

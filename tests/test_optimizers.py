@@ -78,7 +78,9 @@ def test_zero_gradient_repeats_of_a_row_change_nothing(momentum):
         opt_a.apply([tf.IndexedSlices(g, tf.constant([0, 2, 4]))], [a])
         padded = np.concatenate([g, np.zeros((3, 2), np.float32)])
         opt_b.apply([tf.IndexedSlices(padded, tf.constant([0, 2, 4, 4, 4, 4]))], [b])
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # Equal up to the last bit of float32: TensorFlow 2.21's vectorised rsqrt rounds an element
+    # differently by its lane, and the padded update has more elements (seen: 1 ulp).
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-7, atol=0)
 
 
 def test_config_and_validation():

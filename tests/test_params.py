@@ -34,6 +34,9 @@ def test_lists_dicts_seed_and_round_trip():
     assert p.layers == [100, 200] and p.seed == 7
     assert isinstance(p.build_loss(), BPRMax) and p.build_loss().bpreg == 1.95
     assert parse_params(p.to_string()) == p
+    assert "id_dropout" not in p.to_string()  # a features knob: written only when set
+    dropped = parse_params("id_dropout=0.4")
+    assert "id_dropout=0.4" in dropped.to_string() and parse_params(dropped.to_string()) == dropped
     assert parse_params("embedding=64").embedding_mode == 64
     assert parse_params("constrained_embedding=False").embedding_mode == "none"
 

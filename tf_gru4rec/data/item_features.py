@@ -404,6 +404,11 @@ class ItemFeatures:
     def column_offsets(self) -> dict[str, int]:
         return self.encoder.column_offsets
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(M values, L: the most values of one item, at least 1), as the model sizes them."""
+        return self.n_values, max(int(np.diff(self.offsets).max(initial=0)), 1)
+
     def item_values(self, i: int) -> np.ndarray:
         """Global feature-value indices of the item in row `i`."""
         return self.values[self.offsets[i]:self.offsets[i + 1]]

@@ -43,19 +43,17 @@ class ItemTable(Layer):
         """Item indices [b] -> their vectors [b, d] (the shared input embedding)."""
         return self.gather(items)[0]
 
-    def gather(self, items, keep_ids=None):
-        """Vectors [U, d] and biases [U] of item indices [U] (-1: padding, reads row 0),
-        each table gathered once per step so that its gradient reaches the optimizer as one
-        slice per row (per item and value for the feature tables). `keep_ids` [U] (0 or 1)
-        drops the id part of rows, which are then their features alone (id dropout)."""
+    def gather(self, items):
+        """Vectors [U, d] and biases [U] of item indices [U] (-1: padding, reads row 0)."""
+        (vectors, biases), features = self.gather_parts(items)
+        return (vectors, biases) if features is None else (vectors + features[0], biases + features[1])
+
+    def gather_parts(self, items):
+        """The id part (vectors [U, d], biases [U]) and the feature part (the same, or None)
+        of item indices [U], each table gathered once per step so that its gradient reaches
+        the optimizer as one slice per row (per item and value for the feature tables)."""
         ids = tf.maximum(items, 0)
-        vectors, biases = rows(self.wy, ids), rows(self.by, ids)
-        if self.features is None:
-            return vectors, biases
-        if keep_ids is not None:
-            vectors, biases = vectors * keep_ids[:, None], biases * keep_ids
-        feature_vectors, feature_biases = self.features(items)
-        return vectors + feature_vectors, biases + feature_biases
+        return (rows(self.wy, ids), rows(self.by, ids)), None if self.features is None else self.features(items)
 
     def call(self, h):
         """Scores of all N items for outputs h [b, d] -> [b, N]."""

@@ -73,8 +73,8 @@ class GRU4Rec(keras.Model):
             without clicks still scores. Needs an embedding ('shared' or an int).
         id_dropout: with item features, the probability that a training step scores an
             item of its targets and negatives by its features alone (its id vector and
-            bias dropped, as DropoutNet drops preferences): it trains the feature part to
-            rank items without clicks. 0 trains the sum only.
+            bias dropped, as DropoutNet drops preferences; the GRU's inputs keep theirs): it
+            trains the feature part to rank items without clicks. 0 trains the sum only.
     """
 
     def __init__(self, n_items=None, layers=(100,), embedding="shared", batch_size=64,
@@ -211,10 +211,16 @@ class GRU4Rec(keras.Model):
         """Scores of a step's targets and extra negatives [B, B + S] (positives on the
         diagonal) and the new state. The touched rows are gathered once (`rows`, distinct;
         padding -1 reads row 0, and `padding_marks` keeps its slices off that row)."""
-        wy_rows, by_rows = self.item_table.gather(step["rows"], self._kept_ids(step))  # [U, d], [U]
+        (wy_rows, by_rows), features = self.item_table.gather_parts(step["rows"])  # [U, d], [U]
+        if features is not None:
+            id_rows = wy_rows, by_rows
+            wy_rows, by_rows = wy_rows + features[0], by_rows + features[1]
         shared = self.embedding == "shared"
         x = tf.gather(wy_rows, step["input_pos"]) if shared else self.embed(step["inputs"])
         new_state, h = self._advance(x, state, noise)
+        kept = self._kept_ids(step)
+        if kept is not None:  # scored by their features alone; as inputs they keep their id part
+            wy_rows, by_rows = id_rows[0] * kept[:, None] + features[0], id_rows[1] * kept + features[1]
         # Scoring the distinct rows, then picking columns, is cheaper than gathering [B + S, d].
         row_scores = tf.matmul(h, wy_rows, transpose_b=True) + by_rows  # [B, U]
         return tf.gather(row_scores, step["column_pos"], axis=1), new_state
@@ -364,11 +370,16 @@ def padding_marks(model, step):
     """Indices for the item tables' gradients of a step with its padding at row -1, which
     AdagradM skips (`mark_padding`): the step's `rows` padding and (separate or one-hot input)
     the inputs of inactive rows; a replica whose shard has ended runs whole such steps."""
-    # Rows whose id part id dropout drops are untouched too: their id rows must not move.
-    kept = model._kept_ids(step)
-    id_rows = step["rows"] if kept is None else tf.where(kept > 0, step["rows"], -1)
-    marks = {id(model.item_table.wy): id_rows, id(model.item_table.by): id_rows}
     inputs = tf.where(step["valid"], step["inputs"], -1)
+    # Rows whose id part id dropout drops (and no active input reads) are untouched too.
+    kept, id_rows = model._kept_ids(step), step["rows"]
+    if kept is not None:
+        is_input = tf.zeros_like(kept, tf.bool)
+        if model.embedding == "shared":
+            at = tf.where(step["valid"], step["input_pos"], 0)[:, None]
+            is_input = tf.tensor_scatter_nd_max(tf.zeros_like(id_rows), at, tf.cast(step["valid"], id_rows.dtype)) > 0
+        id_rows = tf.where((kept > 0) | is_input, id_rows, -1)
+    marks = {id(model.item_table.wy): id_rows, id(model.item_table.by): id_rows}
     if model.embedding != "shared":
         table = model.gru.cells[0].wx if model.item_embedding is None else model.item_embedding.e
         marks[id(table)] = inputs

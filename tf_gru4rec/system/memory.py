@@ -117,10 +117,12 @@ PER_REPLICA = ("item tables", "optimizer slots", "negative cache", "training ste
 ON_DEVICE = ("item tables", "optimizer slots", "training step", "evaluation chunk")
 
 
-def training_bytes(n_items: int, params, eval_rows: int = 0, replicas: int = 1) -> dict:
+def training_bytes(n_items: int, params, eval_rows: int = 0, replicas: int = 1,
+                   features: tuple[int, int] | None = None) -> dict:
     """Bytes by part for training a GRU4Rec of `params` on `n_items` items (and evaluating
     `eval_rows` rows against the catalogue at once, 0: no evaluation), with `replicas`
-    data-parallel replicas in this process (the `PER_REPLICA` parts count once each)."""
+    data-parallel replicas in this process (the `PER_REPLICA` parts count once each).
+    `features`: (M feature values, L most values of an item) of item features."""
     layers, d = list(params.layers), params.layers[-1]
     n_slots = 2 if params.momentum else 1  # accumulator (+ velocity)
     table_cols = d + 1  # Wy and By
@@ -138,7 +140,7 @@ def training_bytes(n_items: int, params, eval_rows: int = 0, replicas: int = 1) 
     # Prefetched blocks ([K, B], [K, U] and [K, B + S] tensors) and the step's [B, U]-sized
     # score matrices and gradients.
     step = 5 * params.block_steps * (6 * B + U + 2 * (B + S)) * FLOAT + 6 * B * U * FLOAT
-    return {
+    parts = {
         "item tables": tables * replicas,
         "optimizer slots": tables * n_slots * replicas,
         "negative cache": cache * replicas,
@@ -146,6 +148,14 @@ def training_bytes(n_items: int, params, eval_rows: int = 0, replicas: int = 1) 
         "evaluation chunk": _eval_chunk_bytes(eval_rows, n_items),
         "runtime": RUNTIME_BYTES,
     }
+    if features:
+        M, L = features
+        width = d + 1 + (int(mode) if isinstance(mode, int) else 0)  # V and b; a separate input V
+        # Value tables with their slots, the item -> values table (int32), and a step's
+        # gathered [U, L, width] values with their gradient slices.
+        parts["feature tables"] = (M * width * (1 + n_slots) + n_items * L + 3 * U * L * width) * FLOAT * replicas
+        parts["evaluation chunk"] += eval_rows * (M + n_items) * FLOAT if eval_rows else 0
+    return parts
 
 
 #: Bytes, measured with tracemalloc on 1M items and 3M clicks (rounded up): a click row

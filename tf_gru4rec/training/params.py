@@ -118,13 +118,16 @@ class GRU4RecParams:
         parts = []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if v is None:
+            if v is None or (f.name in WRITTEN_WHEN_SET and v == f.default):
                 continue
             parts.append(f"{f.name}={'/'.join(map(str, v)) if isinstance(v, list) else v}")
         return ",".join(parts)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(GRU4RecParams)}
+#: Knobs `to_string` writes only when not at their default, so that the parameter strings
+#: of models without item features stay what they were.
+WRITTEN_WHEN_SET = ("id_dropout",)
 
 
 def _convert(name, value):

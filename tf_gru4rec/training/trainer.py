@@ -57,13 +57,14 @@ class TrainResult:
 
 
 def check_memory(params: GRU4RecParams, strategy=None, n_items: int = 0, n_rows: int = 0,
-                 id_length: float | None = None, evaluate: bool = False) -> int:
+                 id_length: float | None = None, evaluate: bool = False, features=None) -> int:
     """Refuses a run that clearly cannot fit (`memory.MemoryEstimateError`), counting every
     part of `memory` for this process's replicas: before the data is read (n_items =
-    n_rows = 0: what the parameters alone need), and again once its size is known."""
+    n_rows = 0: what the parameters alone need), and again once its size is known.
+    `features`: (feature values, most values of an item) of item features."""
     replicas = len(strategy.extended.worker_devices) if strategy else 1
     eval_rows = memory.eval_batch_size(n_items) if evaluate else 0
-    parts = {**memory.training_bytes(n_items, params, eval_rows, replicas),
+    parts = {**memory.training_bytes(n_items, params, eval_rows, replicas, features),
              **memory.data_bytes(n_rows, n_items, replicas, id_length)}
     return memory.check_fits(parts, replicas=replicas)
 
@@ -135,7 +136,7 @@ def train(train_data, params=None, validation=None, callbacks=(), cutoffs=(1, 5,
     if strategy:
         check_session_slots(data.n_sessions, params.batch_size, strategy.num_replicas_in_sync)
     check_memory(params, strategy, len(data.item_map), data.n_events, data.item_map.id_length,
-                 evaluate=validation is not None)
+                 evaluate=validation is not None, features=None if item_features is None else item_features.shape)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = params.build_model(data.item_map, item_features)
         model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())

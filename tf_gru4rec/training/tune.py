@@ -113,10 +113,12 @@ def to_params_string(values: dict) -> str:
 
 
 def objective(train_data, valid_data, space: dict, fixed: str, metric: str = "recall",
-              cutoff: int = 20, mode: str = "conservative"):
+              cutoff: int = 20, mode: str = "conservative", protocol: str = "next", item_features=None):
     """The Optuna objective: train with fixed + drawn parameters, return metric@cutoff on VALID.
 
-    `train_data` and `valid_data` are `SessionData`, the latter mapped with the former's items.
+    `train_data` and `valid_data` are `SessionData`, the latter mapped with the former's items
+    (or a DataFrame); `protocol` is the evaluation's ("next" or "last"), `item_features` the
+    training's (`train(item_features=...)`).
     """
     import keras
 
@@ -126,8 +128,8 @@ def objective(train_data, valid_data, space: dict, fixed: str, metric: str = "re
     def evaluate_trial(trial):
         params = resolve_params(",".join(filter(None, [fixed, to_params_string(suggest(trial, space))])))
         keras.backend.clear_session()  # free the previous trial's graphs
-        result = trainer.train(train_data, params, verbose=0)
-        metrics = evaluator.evaluate(result.model, valid_data, [cutoff], mode)
+        result = trainer.train(train_data, params, verbose=0, item_features=item_features)
+        metrics = evaluator.evaluate(result.model, valid_data, [cutoff], mode, protocol=protocol)
         trial.set_user_attr("events_per_second", result.events_per_second)
         return metrics[f"{metric}@{cutoff}"]
 
