@@ -190,7 +190,7 @@ class ReferenceTrainer:
         if A is not None:  # a feature table's touched rows: the values of the touched items
             values_of = lambda items: {int(v) for i in items for v in np.flatnonzero(A[i])}  # noqa: E731
             tables["output_features/v"] = tables["output_features/b"] = values_of(tables["wy"])
-            if mode != "shared":
+            if mode not in ("shared", "none"):  # one-hot input takes no features
                 tables["input_features/v"] = values_of(set(inputs[valid]))
         dropped = self._dropped() - (set(inputs[valid]) if mode == "shared" else set())
         tables["wy"], tables["by"] = tables["wy"] - dropped, tables["by"] - dropped

@@ -289,6 +289,7 @@ def reference_features(item_map):
     ("xe-logq", "shared", 0.0, False),
     ("xe-logq", "shared", 0.3, True), ("bprmax-elu", "shared", 0.0, True), ("xe-logq", 3, 0.3, True),
     ("xe-logq", "shared", 0.3, 0.5), ("xe-logq", 3, 0.3, 0.5),  # features, id_dropout=0.5
+    ("xe-logq", "none", 0.3, True), ("xe-logq", "none", 0.3, 0.5),  # one-hot input: output features
 ])
 def test_training_equals_independent_reference(case, embedding, momentum, features):
     """`model.fit` (XLA-compiled `train_step`, blocks of 2 + 1 steps) leaves every weight,
@@ -483,10 +484,22 @@ def test_features_round_trip_through_keras_file(featured_model, tmp_path):
     assert list(loaded.item_map.ids) == list(model.item_map.ids)
 
 
-def test_features_need_an_embedding_and_the_model_order(featured_model):
+def test_one_hot_input_takes_features_on_the_output_side_only(featured_model):
+    """embedding='none': the input stays the one-hot id (GRU layer 0's rows), the output
+    table adds the features: the cold item scores h . pooled V + pooled b."""
     _, features = featured_model
-    with pytest.raises(ValueError, match="item features need an input embedding"):
-        GRU4Rec(item_features=features, embedding="none")
+    model = GRU4Rec(item_features=features, embedding="none", layers=[8], batch_size=4, seed=3)
+    assert model.item_embedding is None and model.item_table.features is not None
+    table = model.item_table.features
+    table.v.assign(np.random.default_rng(0).normal(size=table.v.shape).astype(np.float32))
+    _, h = model.step(tf.constant([0, 1]), model.initial_state(2))
+    values = features.item_values(6)
+    expected = h.numpy() @ (model.item_table.wy.numpy()[6] + table.v.numpy()[values].mean(0))
+    np.testing.assert_allclose(model.score_all(h).numpy()[:, 6], expected, rtol=1e-5)
+
+
+def test_features_need_the_model_order(featured_model):
+    _, features = featured_model
     with pytest.raises(ValueError, match="should list the model's 6 items in index order"):
         GRU4Rec(item_ids=np.arange(6), item_features=features)
     with pytest.raises(ValueError, match=r"^id_dropout=0.5: a drop probability in \[0, 1\], and it needs item features"):

@@ -85,6 +85,25 @@ def test_spare_rows_keep_every_score_and_start_empty(model):
     assert (grown.item_table.features.item_values.numpy()[model.n_items:] == -1).all()
 
 
+@pytest.mark.parametrize("embedding", ["none", 4])
+def test_spare_rows_of_other_embeddings_keep_every_score(model, embedding):
+    """One-hot input (layer 0's input rows grow) and a separate embedding (E and its features)."""
+    from tf_gru4rec.models.gru4rec import GRU4Rec
+
+    other = GRU4Rec(item_ids=model.item_map.ids, item_features=dict(model.item_features), embedding=embedding,
+                    layers=[16], seed=2)
+    rng = np.random.default_rng(0)
+    for v in other.trainable_weights:
+        v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
+    for layer in (other.item_table, other.item_embedding):
+        if layer is not None and layer.features is not None:
+            layer.features.item_values.assign(model.item_table.features.item_values.numpy())
+    grown = with_spare_rows(other, 2)
+    before, after = (m.score_all(m.step(tf.constant([0, 3]), m.initial_state(2))[1]).numpy() for m in (other, grown))
+    np.testing.assert_allclose(after[:, :other.n_items], before, rtol=1e-5, atol=1e-6)
+    assert not after[:, other.n_items:].any()
+
+
 def test_tokens_encode_as_the_encoder_does(model):
     encoder = model.feature_encoder
     frame = pd.DataFrame({"ItemId": [7, 8, 9, 10], "kind": ["hot", "nope", None, "other"],

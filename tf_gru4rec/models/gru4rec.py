@@ -70,7 +70,8 @@ class GRU4Rec(keras.Model):
         item_features: an `ItemFeatures` in model order (`ItemFeatures.align(item_map)
             .features`, whose ids are then the item map): every item's vector, on the input
             and the output side, adds learned embeddings of its feature values, so an item
-            without clicks still scores. Needs an embedding ('shared' or an int).
+            without clicks still scores. With one-hot input ('none') only the output side
+            takes features (an item's input stays its one-hot id).
         id_dropout: with item features, the probability that a training step scores an
             item of its targets and negatives by its features alone (its id vector and
             bias dropped, as DropoutNet drops preferences; the GRU's inputs keep theirs): it
@@ -92,7 +93,7 @@ class GRU4Rec(keras.Model):
         N, d = self.n_items, self.layer_sizes[-1]
         seed_of = lambda i: None if seed is None else seed * 1000 + i  # noqa: E731
         # In this order the trainable variables (and optimizer slots) keep release 0.1.0's.
-        self.item_features = _features_spec(item_features, self.item_map, self.embedding)
+        self.item_features = _features_spec(item_features, self.item_map)
         self.id_dropout = float(id_dropout)
         if not 0.0 <= self.id_dropout <= 1.0 or (self.id_dropout and self.item_features is None):
             raise ValueError(f"id_dropout={id_dropout!r}: a drop probability in [0, 1], and it needs "
@@ -418,13 +419,10 @@ def _restore_release_0_1(model, store):
             layer.restored_by_model = True
 
 
-def _features_spec(item_features, item_map, embedding):
+def _features_spec(item_features, item_map):
     """{'n_values': M, 'max_values': L} of the model's item features (None without them)."""
     if item_features is None:
         return None
-    if embedding == "none":
-        raise ValueError("item features need an input embedding: give embedding='shared' or an int "
-                         "(with 'none' an item's input is its one-hot id only)")
     if isinstance(item_features, dict):
         return {"n_values": int(item_features["n_values"]), "max_values": int(item_features["max_values"]),
                 "encoder": item_features.get("encoder")}
