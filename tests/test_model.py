@@ -484,6 +484,21 @@ def test_features_round_trip_through_keras_file(featured_model, tmp_path):
     assert list(loaded.item_map.ids) == list(model.item_map.ids)
 
 
+def test_a_steps_feature_values_are_gathered_once_each_sorted():
+    """`distinct_values`: the step's distinct values ascending, -1 padding in front (so the
+    feature tables' gradient rows are sorted: AdagradM skips its sort), and each entry's
+    position among them (absent entries: the last slot, weighed 0 by `pool`)."""
+    from tf_gru4rec.layers import ItemFeatureEmbedding
+
+    layer = ItemFeatureEmbedding(n_items=3, n_values=7, max_values=3, dim=2)
+    distinct, position = layer.distinct_values(tf.constant([[3, 1, -1], [1, -1, -1], [5, 3, 1]]))
+    assert distinct.numpy().tolist() == [-1] * 6 + [1, 3, 5]
+    assert position.numpy().tolist() == [7, 6, 8, 6, 8, 8, 8, 7, 6]
+    layer.v.assign(np.arange(14, dtype=np.float32).reshape(7, 2))
+    pooled, _ = layer.pool(tf.constant([[3, 1, -1], [1, -1, -1], [5, 3, 1]]))
+    np.testing.assert_allclose(pooled.numpy(), [[4, 5], [2, 3], [6, 7]])  # means of V rows
+
+
 def test_one_hot_input_takes_features_on_the_output_side_only(featured_model):
     """embedding='none': the input stays the one-hot id (GRU layer 0's rows), the output
     table adds the features: the cold item scores h . pooled V + pooled b."""

@@ -67,19 +67,38 @@ class ItemFeatureEmbedding(Layer):
         found = tf.gather(self.item_values.value, tf.maximum(items, 0))
         return tf.where(tf.expand_dims(items >= 0, -1), found, -1)
 
+    def distinct_values(self, indices):
+        """Value indices [U, L] (-1: none) -> (the distinct values, sorted, -1 padded in
+        front [W = U * L], the position of each entry in them [U * L]).
+
+        Counted over the M values instead of sorted (a sort is slow inside XLA on CPU), so
+        that a table gathered at them yields a gradient AdagradM needs not sort; static shapes."""
+        flat = tf.reshape(indices, [-1])
+        width, present = tf.size(flat), flat >= 0
+        at = tf.where(present, flat, 0)[:, None]
+        touched = tf.tensor_scatter_nd_max(tf.zeros([self.n_values], tf.int32), at, tf.cast(present, tf.int32)) > 0
+        rank = tf.cumsum(tf.cast(touched, tf.int32)) - 1  # [M] a value's place among the touched
+        slot = width - tf.reduce_sum(tf.cast(touched, tf.int32)) + rank
+        # Untouched values are written to an extra last slot, then dropped.
+        distinct = tf.tensor_scatter_nd_update(tf.fill([width + 1], -1), tf.where(touched, slot, width)[:, None],
+                                               tf.range(self.n_values))[:width]
+        return distinct, tf.where(present, tf.gather(slot, tf.maximum(flat, 0)), width - 1)
+
     def pool(self, indices):
         """Value indices [U, L] -> (pooled vectors [U, dim], pooled biases [U] or None).
 
-        Each table is gathered once, at the flattened indices (row 0 for padding, weighed
-        0), so its gradient is one slice per (item, value) that `padding_marks` can mark."""
+        Each table is gathered once, at the step's distinct values (`distinct_values`; row 0
+        for padding), so its gradient is one slice per value that `padding_marks` can mark."""
         present = tf.cast(indices >= 0, self.v.dtype)
         weights = present / tf.maximum(tf.reduce_sum(present, -1, keepdims=True), 1.0)  # [U, L]
-        flat = tf.reshape(tf.maximum(indices, 0), [-1])
-        vectors = tf.reshape(rows(self.v, flat), [-1, self.max_values, self.dim])
+        distinct, position = self.distinct_values(indices)
+        read = tf.maximum(distinct, 0)
+        vectors = tf.reshape(tf.gather(rows(self.v, read), position), [-1, self.max_values, self.dim])
         pooled = tf.einsum("ul,uld->ud", weights, vectors)
         if self.b is None:
             return pooled, None
-        return pooled, tf.reduce_sum(weights * tf.reshape(rows(self.b, flat), tf.shape(weights)), -1)
+        biases = tf.reshape(tf.gather(rows(self.b, read), position), tf.shape(weights))
+        return pooled, tf.reduce_sum(weights * biases, -1)
 
     def call(self, items):
         """Items [b] -> (pooled vectors [b, dim], pooled biases [b] or None)."""

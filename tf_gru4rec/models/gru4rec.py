@@ -384,11 +384,11 @@ def padding_marks(model, step):
     if model.embedding != "shared":
         table = model.gru.cells[0].wx if model.item_embedding is None else model.item_embedding.e
         marks[id(table)] = inputs
-    # A feature table is gathered at its items' value indices, -1 where an item has no more.
+    # A feature table is gathered at the distinct values of its items, sorted, -1 padded in front.
     for features, items in ((model.item_table.features, step["rows"]),
                             (model.item_embedding and model.item_embedding.features, inputs)):
         if features is not None:
-            values = tf.reshape(features.value_indices(items), [-1])
+            values = features.distinct_values(features.value_indices(items))[0]
             marks.update({id(table): values for table in (features.v, features.b) if table is not None})
     return marks
 
