@@ -324,24 +324,18 @@ def test_recommend_refuses_a_k_that_is_no_positive_int(model, k):
 
 # ----- cold-start items ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def featured():
-    """Sessions where item 0 is always followed by a 'hot' item (1, 2 or 3), item 4 by 5;
-    item 99 has the feature 'hot' and no clicks. Trained briefly with item features."""
+def featured(hot_clicks):
+    """`hot_clicks`; item 99 has the feature 'hot' and no clicks. Trained briefly with item
+    features."""
     import pandas as pd
 
     from tf_gru4rec.data.item_features import FeatureEncoder
     from tf_gru4rec.training.trainer import train
 
-    rng = np.random.default_rng(0)
-    rows = []
-    for s in range(400):
-        pair = [0, int(rng.integers(1, 4))] if s % 2 else [4, 5]
-        rows += [(s, item, 2 * s + t) for t, item in enumerate(pair)]
-    clicks = pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
     table = pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5, 99, 98],
                           "kind": ["start", "hot", "hot", "hot", "start", "other", "hot", "new"]})
     features = FeatureEncoder.fit({"kind": list(table["kind"])}, {"kind": "categorical"}, "t").encode(table)
-    return train(clicks, "layers=16,batch_size=8,n_sample=4,n_epochs=3,learning_rate=0.2,seed=1",
+    return train(hot_clicks, "layers=16,batch_size=8,n_sample=4,n_epochs=3,learning_rate=0.2,seed=1",
                  verbose=0, item_features=features).model
 
 

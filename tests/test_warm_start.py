@@ -94,10 +94,12 @@ def test_grown_item_map_keeps_old_indices_then_new_ids_in_first_appearance_order
         grown_item_map(old, SessionData.from_frame(rows.assign(ItemId=["a", "b", "c", "d", "e", "f"])))
 
 
-def trained_like(params, item_ids, seed=0):
+def trained_like(params, item_ids, seed=0, features=None):
     """A compiled model whose weights and AdagradM slots hold random values (as if trained):
-    a stand-in for a trained model where only copying is tested (no XLA compilation)."""
-    model = params.build_model(ItemMap(item_ids))
+    a stand-in for a trained model where only copying is tested (no XLA compilation). With
+    `features`, its item features (aligned to `item_ids`: cold items follow)."""
+    aligned = None if features is None else features.align(ItemMap(item_ids)).features
+    model = params.build_model(ItemMap(item_ids if aligned is None else aligned.ids), aligned)
     model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
     rng = np.random.default_rng(seed)
     for v in model.trainable_variables:
@@ -311,19 +313,6 @@ def feature_tables_of(frames):
     return old, pd.concat([old, added], ignore_index=True)
 
 
-def trained_like_with_features(params, item_ids, features, seed=0):
-    """`trained_like` with item features (`features` aligned to `item_ids`)."""
-    aligned = features.align(ItemMap(item_ids)).features
-    model = params.build_model(ItemMap(aligned.ids), aligned)
-    model.compile(optimizer=params.build_optimizer(), loss=params.build_loss())
-    rng = np.random.default_rng(seed)
-    for v in model.trainable_variables:
-        v.assign(rng.normal(0.0, 0.3, v.shape).astype(np.float32))
-        for slot in model.optimizer.slots(v).values():
-            slot.assign(rng.random(v.shape).astype(np.float32))
-    return model
-
-
 @pytest.mark.parametrize("embedding", ["shared", "separate"])
 def test_warm_start_with_features_copies_values_by_name_and_scores_a_new_item_by_them(frames, tmp_path, embedding):
     from tf_gru4rec.data.item_features import read_item_features
@@ -333,8 +322,8 @@ def test_warm_start_with_features_copies_values_by_name_and_scores_a_new_item_by
     old_table.to_csv(tmp_path / "old.csv", index=False)
     new_table.to_csv(tmp_path / "new.csv", index=False)
     params = params_for(embedding)
-    old = trained_like_with_features(params, SessionData.from_frame(old_df).item_map.ids,
-                                     read_item_features(tmp_path / "old.csv"))
+    old = trained_like(params, SessionData.from_frame(old_df).item_map.ids,
+                       features=read_item_features(tmp_path / "old.csv"))
     assert old.item_map.ids[-1] == 1  # the old cold item
     features = read_item_features(tmp_path / "new.csv", encoder=old.feature_encoder)
     assert features.encoder.vocabularies == {"brand": ("b1", "b2", "b3", "b0"), "tags": ("t1", "t2", "t3")}
@@ -385,8 +374,8 @@ def test_warm_start_feature_refusals_are_one_line(frames, tmp_path):
     old_table.to_csv(tmp_path / "old.csv", index=False)
     new_table.to_csv(tmp_path / "new.csv", index=False)
     params = params_for("shared")
-    old = trained_like_with_features(params, SessionData.from_frame(old_df).item_map.ids,
-                                     read_item_features(tmp_path / "old.csv"))
+    old = trained_like(params, SessionData.from_frame(old_df).item_map.ids,
+                       features=read_item_features(tmp_path / "old.csv"))
     data = SessionData.from_frame(new_df)
     cases = [
         (None, "the model has item features; give the new item features table (--item-features), "
@@ -410,18 +399,7 @@ def test_warm_start_feature_refusals_are_one_line(frames, tmp_path):
         read_item_features(tmp_path / "no_tags.csv", encoder=old.feature_encoder)
 
 
-@pytest.fixture(scope="module")
-def hot_sessions():
-    """Item 0 is always followed by a 'hot' item (1, 2 or 3), item 4 by 5."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for s in range(400):
-        pair = [0, int(rng.integers(1, 4))] if s % 2 else [4, 5]
-        rows += [(s, item, 2 * s + t) for t, item in enumerate(pair)]
-    return pd.DataFrame(rows, columns=["SessionId", "ItemId", "Time"])
-
-
-def test_a_never_clicked_item_is_recommended_after_a_warm_start(hot_sessions, tmp_path):
+def test_a_never_clicked_item_is_recommended_after_a_warm_start(hot_clicks, tmp_path):
     """The model is trained with features; the warm start's table adds item 97 ('hot', never
     clicked) and 96 (a new value): after 0, 97 ranks among the hot items by the trained
     feature part alone, far above 96 (an untrained id part and a zero new value)."""
@@ -433,9 +411,9 @@ def test_a_never_clicked_item_is_recommended_after_a_warm_start(hot_sessions, tm
     kinds.update({97: "hot", 96: "brand-new"})
     pd.DataFrame({"ItemId": list(kinds), "kind": list(kinds.values())}).to_csv(tmp_path / "new.csv", index=False)
     spec = "layers=16,batch_size=8,n_sample=4,n_epochs=3,learning_rate=0.2,seed=1"
-    old = train(hot_sessions, spec, verbose=0, item_features=read_item_features(tmp_path / "old.csv")).model
+    old = train(hot_clicks, spec, verbose=0, item_features=read_item_features(tmp_path / "old.csv")).model
     features = read_item_features(tmp_path / "new.csv", encoder=old.feature_encoder)
-    warm = train(hot_sessions[hot_sessions["SessionId"] < 40], spec.replace("n_epochs=3", "n_epochs=1"),
+    warm = train(hot_clicks[hot_clicks["SessionId"] < 40], spec.replace("n_epochs=3", "n_epochs=1"),
                  verbose=0, init_from=old, item_features=features).model
     assert warm.item_map.ids[old.n_items:].tolist() == [97, 96]
     ids, scores, _ = Recommender(warm).recommend([[0]], k=8)
@@ -445,8 +423,8 @@ def test_a_never_clicked_item_is_recommended_after_a_warm_start(hot_sessions, tm
     assert score[97] - score[96] > 0.5 * (min(hot) - score[96]), score
 
 
-def test_cli_warm_start_with_item_features(hot_sessions, tmp_path):
-    hot_sessions.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
+def test_cli_warm_start_with_item_features(hot_clicks, tmp_path):
+    hot_clicks.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
     pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5], "kind": ["s", "h", "h", "h", "s", "o"]}).to_csv(
         tmp_path / "old.csv", index=False)
     pd.DataFrame({"ItemId": [0, 1, 2, 3, 4, 5, 97], "kind": ["s", "h", "h", "h", "s", "o", "h"]}).to_csv(

@@ -118,6 +118,13 @@ class GRU4Rec(keras.Model):
 
     # ----- the network -----------------------------------------------------------------
     @property
+    def feature_layers(self):
+        """The model's `ItemFeatureEmbedding`s: the output side's, then a separate input
+        embedding's (none without item features)."""
+        tables = [self.item_table] + ([self.item_embedding] if self.item_embedding is not None else [])
+        return [table.features for table in tables if table.features is not None]
+
+    @property
     def feature_encoder(self):
         """The `FeatureEncoder` of the model's item features (None without them): new items'
         tables are read with it (`read_item_features(path, encoder=...)`)."""

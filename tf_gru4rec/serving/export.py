@@ -92,7 +92,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_gru4rec.serving import rules
-from tf_gru4rec.serving.new_items import FeatureTokens, feature_layers, with_spare_rows
+from tf_gru4rec.serving.new_items import FeatureTokens, with_spare_rows
 from tf_gru4rec.serving.session_store import MAX_SEEN, SessionStore, occurrence_rank
 from tf_gru4rec.system.files import atomic_directory, remove_leftovers
 from tf_gru4rec.system.memory import request_limits
@@ -155,9 +155,7 @@ class ServingModule(tf.Module):
         self.spare_items, self.n_trained = int(spare_items), int(model.n_items)
         item_map = model.item_map
         if self.spare_items:
-            if model.feature_encoder is None:
-                raise ExportError("spare_items needs a model with item features: an added item is "
-                                  "scored by its features (train with --item-features)")
+            check_spare_items(model, self.spare_items)
             self.feature_tokens = FeatureTokens(model.feature_encoder)
             model = with_spare_rows(model, self.spare_items)
         limits = serving_limits(model.n_items, self.state_size, self.k, int(model.layer_sizes[-1]),
@@ -172,7 +170,7 @@ class ServingModule(tf.Module):
                               "the catalogue must not contain it")
         self.id_dtype = tf.int64 if item_map.is_integer else tf.string
         # Trainable weights and the item features' value table (non-trainable, but read).
-        self._item_values = [layer.item_values.value for layer in feature_layers(model)]
+        self._item_values = [layer.item_values.value for layer in model.feature_layers]
         self.model_variables = [w.value for w in model.trainable_weights] + self._item_values
         # Bound methods, not the model: only the variables above are tracked and saved.
         self._model_step, self._score_all = model.step, model.score_all
@@ -403,7 +401,10 @@ class ServingModule(tf.Module):
         n = tf.shape(item_ids)[0]
         rows_total = self.n_trained + self.spare_items
         max_values = int(self._item_values[0].shape[1])
-        values = self.feature_tokens(feature_values)  # [n, T], -1: none
+        # Checked before any op that combines the two inputs' rows.
+        with tf.control_dependencies([tf.debugging.assert_equal(tf.shape(feature_values)[0], n, message=(
+                "feature_values must have one row per item_id (mismatched lengths); got"))]):
+            values = self.feature_tokens(feature_values)  # [n, T], -1: none
         unknown = tf.reduce_sum(tf.cast((values < 0) & (feature_values != ""), tf.int32), axis=1)
         # Each item's known values first (descending: -1 last), its width the model's L.
         values = tf.sort(values, axis=1, direction="DESCENDING")
@@ -411,8 +412,6 @@ class ServingModule(tf.Module):
         new = (self._index(item_ids) < 0) & tf.not_equal(item_ids, self.pad_id)
         n_new = tf.reduce_sum(tf.cast(new, tf.int64))
         checks = [
-            tf.debugging.assert_equal(tf.shape(feature_values)[0], n, message=(
-                "feature_values must have one row per item_id (mismatched lengths); got")),
             tf.debugging.assert_equal(tf.size(tf.unique(item_ids).y), n,
                                       message="item_ids holds an id more than once"),
             tf.debugging.assert_less_equal(self.n_items + n_new, tf.constant(rows_total, tf.int64), message=(
@@ -499,6 +498,13 @@ def check_export_args(k, capacity, version=None, max_rows=None,
                           f"Received: `request_memory` = {request_memory!r}.")
 
 
+def check_spare_items(model, spare_items):
+    """Raises ExportError when spare rows are asked of a model without item features."""
+    if spare_items and model.feature_encoder is None:
+        raise ExportError("spare_items needs a model with item features: an added item is scored by "
+                          "its features (train with --item-features)")
+
+
 def serving_limits(n_items, state_size, k, d, request_memory=REQUEST_MEMORY):
     """`memory.request_limits` for `request_memory` GiB; ExportError if no row fits."""
     limits = request_limits(n_items, state_size, k, d, int(request_memory * 2**30))
@@ -532,9 +538,7 @@ def export_model(model, out, version=None, blocklist=(), k=20, capacity=100_000,
     """
     check_export_args(k, capacity, version, max_rows, max_session_id_bytes, max_seen, request_memory,
                       spare_items)
-    if spare_items and model.feature_encoder is None:
-        raise ExportError("spare_items needs a model with item features: an added item is scored by "
-                          "its features (train with --item-features)")
+    check_spare_items(model, spare_items)
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     version = next_version(out) if version is None else int(version)

@@ -23,14 +23,6 @@ from tf_gru4rec.training.warm_start import item_tables
 NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
 
-def feature_layers(model):
-    """The model's `ItemFeatureEmbedding`s (output side, and a separate input side)."""
-    layers = [model.item_table.features]
-    if model.item_embedding is not None:
-        layers.append(model.item_embedding.features)
-    return [layer for layer in layers if layer is not None]
-
-
 def with_spare_rows(model: GRU4Rec, spare: int) -> GRU4Rec:
     """A copy of `model` (with item features) with `spare` more item rows after its N:
     their id part (Wy, By, a separate E) zero and no feature values, every other weight
@@ -46,7 +38,7 @@ def with_spare_rows(model: GRU4Rec, spare: int) -> GRU4Rec:
         if id(target) in tables:
             value = np.concatenate([value, np.zeros((spare, *value.shape[1:]), value.dtype)])
         target.assign(value)
-    for source, target in zip(feature_layers(model), feature_layers(grown), strict=True):
+    for source, target in zip(model.feature_layers, grown.feature_layers, strict=True):
         values = source.item_values.numpy()
         target.item_values.assign(np.concatenate([values, np.full((spare, values.shape[1]), -1, values.dtype)]))
     return grown

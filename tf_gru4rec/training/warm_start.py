@@ -127,10 +127,7 @@ def item_tables(model: GRU4Rec) -> list:
 
 def feature_tables(model: GRU4Rec) -> list:
     """The model's variables with one row per feature value (V, b of its item features)."""
-    layers = [model.item_table.features]
-    if model.item_embedding is not None:
-        layers.append(model.item_embedding.features)
-    return [w for layer in layers if layer is not None for w in layer.trainable_weights]
+    return [w for layer in model.feature_layers for w in layer.trainable_weights]
 
 
 def _copy(source, target, rows) -> None:
